@@ -1,0 +1,3 @@
+module github.com/stompout/stomp
+
+go 1.25
