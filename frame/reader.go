@@ -1,0 +1,370 @@
+package frame
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strconv"
+)
+
+// DefaultBufferSize is the size of the read and write buffers of a Reader
+// or Writer made with NewReader or NewWriter.
+const DefaultBufferSize = 32 << 10
+
+// Reader reads STOMP frames from an io.Reader. It is owned by one
+// goroutine: its methods are not safe for concurrent use.
+//
+// ReadFrame reuses the Reader's memory: the returned *Frame, its Header's
+// entries and its Body are valid only until the next call to ReadFrame.
+// Header keys and values are immutable strings that may be kept; call
+// Frame.Clone to keep the rest.
+type Reader struct {
+	br      *bufio.Reader
+	version Version
+	limits  Limits // resolved: no zero fields
+	off     int64  // bytes consumed from br so far
+
+	f     Frame  // the frame handed out, reused
+	line  []byte // scratch for lines longer than br's buffer
+	hdr   []byte // the current frame's header bytes, unescaped in place
+	spans []int  // per header: key start, key end, value end (value starts at key end)
+	body  []byte // scratch for bodies that do not fit br's buffer
+}
+
+// NewReader returns a Reader with a DefaultBufferSize buffer, version 1.0
+// (the version of CONNECT and CONNECTED, which are never escaped) and
+// DefaultLimits.
+func NewReader(r io.Reader) *Reader { return NewReaderSize(r, DefaultBufferSize) }
+
+// NewReaderSize is NewReader with a read buffer of at least size bytes.
+// Bodies that fit the buffer are returned without copying.
+func NewReaderSize(r io.Reader, size int) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, size), version: V10, limits: Limits{}.resolve()}
+}
+
+// SetVersion sets the version that governs header unescaping, normally
+// once CONNECT/CONNECTED have negotiated it.
+func (r *Reader) SetVersion(v Version) { r.version = v }
+
+// Version returns the version set with SetVersion (V10 by default).
+func (r *Reader) Version() Version { return r.version }
+
+// SetLimits replaces the limits; zero fields take the defaults.
+func (r *Reader) SetLimits(l Limits) { r.limits = l.resolve() }
+
+// Limits returns the limits in force, defaults filled in.
+func (r *Reader) Limits() Limits { return r.limits }
+
+// ReadFrame reads the next frame, blocking until it is complete. One or
+// more end-of-line bytes between frames come back as a heart-beat: a Frame
+// whose IsHeartBeat is true. End-of-line bytes already buffered right after
+// a frame are consumed with it.
+//
+// At a clean end of stream between frames it returns io.EOF; inside a frame,
+// io.ErrUnexpectedEOF. Malformed input gives a *ProtocolError, input over
+// the limits a *LimitError; after either the stream is out of step and the
+// connection should be closed.
+func (r *Reader) ReadFrame() (*Frame, error) {
+	f := &r.f
+	f.Command, f.Body = "", nil
+	f.Header.Reset()
+
+	// Heart-beats, or the first byte of a frame.
+	b, err := r.br.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case b == '\n':
+		r.off++
+		r.skipEOLs()
+		return f, nil
+	case b == '\r':
+		if n, _ := r.br.Peek(1); len(n) == 1 && n[0] == '\n' {
+			r.br.Discard(1)
+			r.off += 2
+			r.skipEOLs()
+			return f, nil
+		}
+	}
+	r.br.UnreadByte()
+
+	start := r.off
+	line, err := r.readLine("")
+	if err != nil {
+		return nil, err
+	}
+	cmd := command(line)
+	if cmd == "" {
+		return nil, &ProtocolError{Err: ErrUnknownCommand, Offset: start, Detail: quote(line)}
+	}
+	if err := r.readHeaders(cmd, start); err != nil {
+		return nil, err
+	}
+	f.Command = cmd
+	r.makeHeader(f)
+	if err := r.readBody(f, start); err != nil {
+		return nil, err
+	}
+	r.skipEOLs()
+	return f, nil
+}
+
+// readLine returns the next line without its LF or CRLF. The slice is valid
+// until the next read from br. cmd names the frame for errors ("" while
+// reading the command line).
+func (r *Reader) readLine(cmd string) ([]byte, error) {
+	max := r.limits.MaxLineSize
+	line, err := r.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		r.line = append(r.line[:0], line...)
+		for err == bufio.ErrBufferFull {
+			if len(r.line) > max+1 { // +1: a CR of the CRLF may be in it
+				return nil, &LimitError{Err: ErrLineTooLong, Command: cmd, Limit: max, Size: len(r.line)}
+			}
+			line, err = r.br.ReadSlice('\n')
+			r.line = append(r.line, line...)
+		}
+		line = r.line
+	}
+	r.off += int64(len(line))
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	line = line[:len(line)-1]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	if len(line) > max {
+		return nil, &LimitError{Err: ErrLineTooLong, Command: cmd, Limit: max, Size: len(line)}
+	}
+	return line, nil
+}
+
+// readHeaders reads header lines up to the blank line into r.hdr and
+// r.spans, unescaping in place when the version and command call for it.
+func (r *Reader) readHeaders(cmd string, start int64) error {
+	r.hdr, r.spans = r.hdr[:0], r.spans[:0]
+	escaped := r.version.escapes(cmd)
+	size := int(r.off - start) // the command line counts toward the frame
+	for n := 0; ; n++ {
+		at := r.off
+		line, err := r.readLine(cmd)
+		if err != nil {
+			return err
+		}
+		if len(line) == 0 {
+			return nil
+		}
+		if n >= r.limits.MaxHeaders {
+			return &LimitError{Err: ErrTooManyHeaders, Command: cmd, Limit: r.limits.MaxHeaders, Size: n + 1}
+		}
+		size += len(line)
+		if size > r.limits.MaxFrameSize {
+			return &LimitError{Err: ErrFrameTooLarge, Command: cmd, Limit: r.limits.MaxFrameSize, Size: size}
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return &ProtocolError{Err: ErrMalformedHeader, Command: cmd, Offset: at, Detail: quote(line)}
+		}
+		key, value := line[:colon], line[colon+1:]
+		if escaped {
+			var ok bool
+			if key, ok = r.unescape(key); ok {
+				value, ok = r.unescape(value)
+			}
+			if !ok {
+				return &ProtocolError{Err: ErrBadEscape, Command: cmd, Offset: at, Detail: quote(line)}
+			}
+		}
+		r.hdr = append(r.hdr, key...)
+		ke := len(r.hdr)
+		r.hdr = append(r.hdr, value...)
+		r.spans = append(r.spans, ke-len(key), ke, len(r.hdr))
+	}
+}
+
+// unescape decodes b in place and returns the decoded prefix; ok is false
+// on an undefined escape (including \r in 1.1 and a trailing backslash).
+func (r *Reader) unescape(b []byte) ([]byte, bool) {
+	i := bytes.IndexByte(b, '\\')
+	if i < 0 {
+		return b, true
+	}
+	out := b[:i]
+	for ; i < len(b); i++ {
+		c := b[i]
+		if c == '\\' {
+			i++
+			if i == len(b) {
+				return nil, false
+			}
+			switch b[i] {
+			case 'n':
+				c = '\n'
+			case 'c':
+				c = ':'
+			case '\\':
+				c = '\\'
+			case 'r':
+				if r.version != V12 {
+					return nil, false
+				}
+				c = '\r'
+			default:
+				return nil, false
+			}
+		}
+		out = append(out, c)
+	}
+	return out, true
+}
+
+// makeHeader turns r.hdr into one string and the entries of f.Header into
+// substrings of it: one allocation for the whole header block.
+func (r *Reader) makeHeader(f *Frame) {
+	s := string(r.hdr)
+	for i := 0; i < len(r.spans); i += 3 {
+		ks, ke, ve := r.spans[i], r.spans[i+1], r.spans[i+2]
+		f.Header.fields = append(f.Header.fields, field{s[ks:ke], s[ke:ve]})
+	}
+}
+
+// readBody reads the body and its NUL terminator. A body that fits the
+// buffer is returned as a slice of it; a larger one is copied into r.body.
+func (r *Reader) readBody(f *Frame, start int64) error {
+	cmd := f.Command
+	size := int(r.off - start)
+	if size > r.limits.MaxFrameSize {
+		return &LimitError{Err: ErrFrameTooLarge, Command: cmd, Limit: r.limits.MaxFrameSize, Size: size}
+	}
+	if v, ok := f.Header.Lookup(HdrContentLength); ok {
+		n, err := parseLength(v)
+		if err != nil {
+			return &ProtocolError{Err: err, Command: cmd, Offset: r.off, Detail: strconv.Quote(v)}
+		}
+		if n > 0 && !HasBody(cmd) {
+			return &ProtocolError{Err: ErrBodyNotAllowed, Command: cmd, Offset: r.off}
+		}
+		if err := r.checkBody(cmd, size, n); err != nil {
+			return err
+		}
+		return r.readSized(f, n)
+	}
+	return r.readToNUL(f, size)
+}
+
+func (r *Reader) checkBody(cmd string, head, n int) error {
+	if n > r.limits.MaxBodySize {
+		return &LimitError{Err: ErrBodyTooLarge, Command: cmd, Limit: r.limits.MaxBodySize, Size: n}
+	}
+	if head+n+1 > r.limits.MaxFrameSize {
+		return &LimitError{Err: ErrFrameTooLarge, Command: cmd, Limit: r.limits.MaxFrameSize, Size: head + n + 1}
+	}
+	return nil
+}
+
+// readSized reads exactly n body bytes, then the NUL.
+func (r *Reader) readSized(f *Frame, n int) error {
+	if n+1 <= r.br.Size() {
+		b, err := r.br.Peek(n + 1)
+		if err != nil {
+			return unexpected(err)
+		}
+		if b[n] != 0 {
+			return &ProtocolError{Err: ErrMissingNUL, Command: f.Command, Offset: r.off + int64(n)}
+		}
+		r.br.Discard(n + 1)
+		r.off += int64(n + 1)
+		if n > 0 {
+			f.Body = b[:n:n]
+		}
+		return nil
+	}
+	if cap(r.body) < n {
+		r.body = make([]byte, n) // n was checked against the limits
+	}
+	body := r.body[:n]
+	if _, err := io.ReadFull(r.br, body); err != nil {
+		return unexpected(err)
+	}
+	r.off += int64(n)
+	nul, err := r.br.ReadByte()
+	if err != nil {
+		return unexpected(err)
+	}
+	if nul != 0 {
+		return &ProtocolError{Err: ErrMissingNUL, Command: f.Command, Offset: r.off}
+	}
+	r.off++
+	f.Body = body
+	return nil
+}
+
+// readToNUL reads the body up to the first NUL.
+func (r *Reader) readToNUL(f *Frame, head int) error {
+	b, err := r.br.ReadSlice(0)
+	if err == bufio.ErrBufferFull {
+		r.body = append(r.body[:0], b...)
+		for err == bufio.ErrBufferFull {
+			if err := r.checkBody(f.Command, head, len(r.body)); err != nil {
+				return err
+			}
+			b, err = r.br.ReadSlice(0)
+			r.body = append(r.body, b...)
+		}
+		b = r.body
+	}
+	r.off += int64(len(b))
+	if err != nil {
+		return unexpected(err)
+	}
+	n := len(b) - 1
+	if err := r.checkBody(f.Command, head, n); err != nil {
+		return err
+	}
+	if n > 0 {
+		if !HasBody(f.Command) {
+			return &ProtocolError{Err: ErrBodyNotAllowed, Command: f.Command, Offset: r.off - int64(len(b))}
+		}
+		f.Body = b[:n:n]
+	}
+	return nil
+}
+
+// skipEOLs consumes end-of-line bytes that are already buffered, without
+// blocking for more.
+func (r *Reader) skipEOLs() {
+	for r.br.Buffered() > 0 {
+		b, _ := r.br.Peek(min(2, r.br.Buffered())) // never blocks
+		switch {
+		case b[0] == '\n':
+			r.br.Discard(1)
+			r.off++
+		case b[0] == '\r' && len(b) == 2 && b[1] == '\n':
+			r.br.Discard(2)
+			r.off += 2
+		default:
+			return
+		}
+	}
+}
+
+func unexpected(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// quote renders b for an error message, shortened to 64 bytes.
+func quote(b []byte) string {
+	if len(b) > 64 {
+		return strconv.Quote(string(b[:64])) + "..."
+	}
+	return strconv.Quote(string(b))
+}

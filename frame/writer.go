@@ -1,0 +1,167 @@
+package frame
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// ContentLengthMode says when a Writer puts a content-length header on
+// SEND, MESSAGE and ERROR frames. Whatever the mode, the Writer computes the
+// value itself from the body; a content-length entry in the frame's Header
+// is never written as is.
+type ContentLengthMode int
+
+const (
+	// ContentLengthAuto writes content-length when the body contains a NUL
+	// byte (it cannot be read without one) or when the frame's Header has a
+	// content-length entry (the caller asked for one).
+	ContentLengthAuto ContentLengthMode = iota
+	// ContentLengthAlways writes content-length on every frame that may
+	// carry a body, empty bodies included.
+	ContentLengthAlways
+	// ContentLengthNever writes no content-length; a body containing a NUL
+	// is then ErrUnencodable. ActiveMQ, for one, makes a message without
+	// content-length a text message and one with it a bytes message.
+	ContentLengthNever
+)
+
+// Writer writes STOMP frames to an io.Writer through a buffer. Frames are
+// not written through until Flush (or until the buffer fills), so a
+// goroutine that writes many frames and then flushes once costs one write
+// to the underlying connection. It is owned by one goroutine: its methods
+// are not safe for concurrent use. WriteFrame does not allocate.
+type Writer struct {
+	bw      *bufio.Writer
+	version Version
+	mode    ContentLengthMode
+	num     [20]byte
+}
+
+// NewWriter returns a Writer with a DefaultBufferSize buffer, version 1.0
+// and ContentLengthAuto.
+func NewWriter(w io.Writer) *Writer { return NewWriterSize(w, DefaultBufferSize) }
+
+// NewWriterSize is NewWriter with a buffer of at least size bytes.
+func NewWriterSize(w io.Writer, size int) *Writer {
+	return &Writer{bw: bufio.NewWriterSize(w, size), version: V10}
+}
+
+// SetVersion sets the version that governs header escaping.
+func (w *Writer) SetVersion(v Version) { w.version = v }
+
+// Version returns the version set with SetVersion (V10 by default).
+func (w *Writer) Version() Version { return w.version }
+
+// SetContentLength sets the content-length mode for the frames written
+// after it.
+func (w *Writer) SetContentLength(m ContentLengthMode) { w.mode = m }
+
+// Buffered returns the number of bytes written but not yet flushed.
+func (w *Writer) Buffered() int { return w.bw.Buffered() }
+
+// Flush writes buffered frames to the underlying io.Writer.
+func (w *Writer) Flush() error { return w.bw.Flush() }
+
+// WriteHeartBeat buffers one end-of-line byte, the STOMP heart-beat.
+func (w *Writer) WriteHeartBeat() error { return w.bw.WriteByte('\n') }
+
+// WriteFrame buffers f. It checks f first and buffers nothing if f cannot
+// be encoded in the Writer's version: an unknown or empty command, a body
+// on a command that may not carry one, an empty header name, or a header
+// that the version cannot escape (any newline, or a colon in a name, in
+// 1.0 and in CONNECT/CONNECTED; a trailing carriage return before 1.2)
+// are all errors wrapping ErrUnencodable, ErrUnknownCommand,
+// ErrBodyNotAllowed or ErrMalformedHeader.
+func (w *Writer) WriteFrame(f *Frame) error {
+	if !IsCommand(f.Command) {
+		return &ProtocolError{Err: ErrUnknownCommand, Detail: strconv.Quote(f.Command)}
+	}
+	withLength, err := w.check(f)
+	if err != nil {
+		return err
+	}
+	escaped := w.version.escapes(f.Command)
+	bw := w.bw
+	bw.WriteString(f.Command)
+	bw.WriteByte('\n')
+	for _, h := range f.Header.fields {
+		if h.key == HdrContentLength {
+			continue
+		}
+		w.writeText(h.key, escaped)
+		bw.WriteByte(':')
+		w.writeText(h.value, escaped)
+		bw.WriteByte('\n')
+	}
+	if withLength {
+		bw.WriteString("content-length:")
+		bw.Write(strconv.AppendInt(w.num[:0], int64(len(f.Body)), 10))
+		bw.WriteByte('\n')
+	}
+	bw.WriteByte('\n')
+	bw.Write(f.Body)
+	return bw.WriteByte(0)
+}
+
+// check validates f for the Writer's version and says whether to write a
+// content-length header.
+func (w *Writer) check(f *Frame) (withLength bool, err error) {
+	bad := func(e error, detail string) (bool, error) {
+		return false, &ProtocolError{Err: e, Command: f.Command, Detail: strconv.Quote(detail)}
+	}
+	escaped := w.version.escapes(f.Command)
+	for _, h := range f.Header.fields {
+		switch {
+		case h.key == "":
+			return bad(ErrMalformedHeader, h.key+":"+h.value)
+		case !escaped && (strings.ContainsAny(h.key, ":\n") || strings.IndexByte(h.value, '\n') >= 0),
+			(!escaped || w.version != V12) && (strings.HasSuffix(h.key, "\r") || strings.HasSuffix(h.value, "\r")):
+			return bad(ErrUnencodable, h.key+":"+h.value)
+		}
+	}
+	if !HasBody(f.Command) {
+		if len(f.Body) > 0 {
+			return bad(ErrBodyNotAllowed, f.Command)
+		}
+		return false, nil
+	}
+	switch w.mode {
+	case ContentLengthAlways:
+		return true, nil
+	case ContentLengthNever:
+		if bytes.IndexByte(f.Body, 0) >= 0 {
+			return bad(ErrUnencodable, "NUL in body without content-length")
+		}
+		return false, nil
+	}
+	return f.Header.Has(HdrContentLength) || bytes.IndexByte(f.Body, 0) >= 0, nil
+}
+
+// writeText writes a header name or value, escaping it if asked to.
+func (w *Writer) writeText(s string, escaped bool) {
+	if !escaped || !strings.ContainsAny(s, "\\\n:\r") {
+		w.bw.WriteString(s)
+		return
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			w.bw.WriteString(`\\`)
+		case '\n':
+			w.bw.WriteString(`\n`)
+		case ':':
+			w.bw.WriteString(`\c`)
+		case '\r':
+			if w.version == V12 {
+				w.bw.WriteString(`\r`)
+			} else {
+				w.bw.WriteByte(c)
+			}
+		default:
+			w.bw.WriteByte(c)
+		}
+	}
+}
