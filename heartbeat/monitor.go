@@ -1,0 +1,117 @@
+package heartbeat
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Monitor watches incoming data and says when the peer has gone silent for
+// longer than the negotiated receive interval times a tolerance. The reader
+// goroutine calls [Monitor.Touch] on everything it reads; anyone may wait on
+// [Monitor.Dead]. A Monitor owns one [time.AfterFunc] timer, which re-arms
+// itself for the time remaining instead of being reset on every Touch, and no
+// goroutine of its own. All methods are safe for concurrent use.
+type Monitor struct {
+	interval time.Duration // negotiated receive interval; immutable
+	timeout  time.Duration // interval*tolerance; immutable
+	base     time.Time     // origin of last (carries the monotonic clock); immutable
+	dead     chan struct{} // closed once, under mu, after err is set
+
+	// last is the time of the latest Touch, in nanoseconds since base.
+	// Written by the reader goroutine, read by the timer callback.
+	last atomic.Int64
+
+	mu      sync.Mutex  // guards the fields below and serialises the timer callback with Stop
+	timer   *time.Timer // nil when interval is 0
+	stopped bool
+	err     error // set once, just before dead is closed
+}
+
+// NewMonitor starts watching for data expected every interval; creating the
+// Monitor counts as the first Touch. If nothing arrives for interval*tolerance,
+// Dead is closed and Err returns a [*TimeoutError]. A tolerance <= 0 means
+// [DefaultTolerance]. An interval <= 0 gives a Monitor that never fires and
+// holds no timer. It allocates the Monitor and one timer.
+func NewMonitor(interval time.Duration, tolerance float64) *Monitor {
+	m := &Monitor{dead: make(chan struct{})}
+	if interval <= 0 {
+		return m
+	}
+	if !(tolerance > 0) { // also catches NaN
+		tolerance = DefaultTolerance
+	}
+	m.interval = interval
+	m.timeout = scale(interval, tolerance)
+	m.base = time.Now()
+	m.mu.Lock() // the callback must not run before m.timer is set
+	m.timer = time.AfterFunc(m.timeout, m.check)
+	m.mu.Unlock()
+	return m
+}
+
+// scale returns d*f, at least 1ns and at most the largest Duration.
+func scale(d time.Duration, f float64) time.Duration {
+	x := float64(d) * f
+	if x >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return max(time.Duration(x), 1)
+}
+
+// Touch records that data arrived now. The reader goroutine calls it on every
+// read; it costs one clock read and one atomic store, takes no lock and does
+// not allocate.
+func (m *Monitor) Touch() {
+	if m.timer != nil { // immutable after NewMonitor, so no lock is needed
+		m.last.Store(int64(time.Since(m.base)))
+	}
+}
+
+// check runs on the timer's goroutine when the timeout may have passed.
+func (m *Monitor) check() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped || m.err != nil {
+		return
+	}
+	// Load last before reading the clock, so silence is never negative.
+	last := time.Duration(m.last.Load())
+	silence := time.Since(m.base) - last
+	if silence < m.timeout {
+		m.timer.Reset(m.timeout - silence)
+		return
+	}
+	m.err = &TimeoutError{Interval: m.interval, Silence: silence}
+	close(m.dead)
+}
+
+// Dead returns a channel that is closed once the peer has been silent for
+// too long. It is never closed for a Monitor with interval 0 or one stopped
+// before the timeout. It does not allocate.
+func (m *Monitor) Dead() <-chan struct{} { return m.dead }
+
+// Err returns nil until Dead is closed, then a [*TimeoutError] (which
+// matches [ErrTimeout]). It takes a lock.
+func (m *Monitor) Err() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
+}
+
+// Timeout returns how much silence the Monitor tolerates (interval times
+// tolerance), or 0 if it never fires.
+func (m *Monitor) Timeout() time.Duration { return m.timeout }
+
+// Stop stops the Monitor: after it returns, Dead will not be closed (if it
+// was not already) and no timer or callback remains. It is idempotent and
+// takes a lock; it may wait for a running timer callback to finish.
+func (m *Monitor) Stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.stopped = true
+	if m.timer != nil {
+		m.timer.Stop()
+	}
+}
