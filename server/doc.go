@@ -1,0 +1,50 @@
+// Package server is the server half of STOMP 1.0, 1.1 and 1.2: a protocol
+// engine that runs sessions over any io.ReadWriteCloser and hands what the
+// clients ask for to a [Handler] (the seed's Server callbacks, as one Go
+// interface).
+//
+// The engine does by itself everything the protocol requires: CONNECT or
+// STOMP, version negotiation, the host header, heart-beat negotiation and
+// enforcement, receipts (sent once the frame was processed), ERROR then close
+// on any protocol violation (with receipt-id, never with the passcode),
+// message and ack ids per version, transactions (buffered until COMMIT,
+// aborted on DISCONNECT or connection loss), codec limits and a connect
+// timeout. The handler only decides what messages mean.
+//
+// Lifecycle:
+//
+//	srv := server.New(myHandler, server.WithHeartBeat(10*time.Second, 10*time.Second))
+//	ln, _ := net.Listen("tcp", "127.0.0.1:61613")
+//	go srv.Serve(ln)                               // TCP or TLS listener
+//	http.Handle("/ws", srv.WebSocketHandler())     // and/or WebSocket (v10/v11/v12.stomp)
+//	go srv.ServeConn(ctx, conn)                    // and/or any io.ReadWriteCloser
+//	...
+//	srv.Shutdown(ctx)                              // ERROR "server shutting down" to each session, wait
+//
+// # Goroutines
+//
+// Each session has exactly two goroutines: the reader (the goroutine that
+// calls ServeConn, or one Serve starts per connection) reads frames and calls
+// the Handler, in order, one call at a time; the writer owns the frame.Writer,
+// writes everything queued since its last wake-up as one batch with one
+// flush, sends heart-beats and watches the peer's. Nothing else touches the
+// transport. Both are gone when ServeConn returns.
+//
+// # Outbound queue and slow consumers
+//
+// Frames for a client wait in a per-session queue for the writer.
+// [Session.Deliver] never blocks: when the session already holds
+// WithOutboundQueue frames it returns [ErrSlowConsumer] and queues nothing,
+// so the caller decides (the broker keeps queue messages in the queue and
+// disconnects slow topic subscribers with an ERROR "slow consumer"). Frames
+// the engine itself produces (RECEIPT) make the reader wait for room
+// instead, which pushes back on a client that sends without reading.
+//
+// # Locks
+//
+// Each Session has one mutex guarding its subscriptions, its unacknowledged
+// deliveries and its outbound queue; the Server has one guarding its
+// listeners and sessions. Neither is held while a Handler method runs or
+// while the transport is written. A Handler may hold its own lock while it
+// calls Deliver or Close (lock order: handler, then session).
+package server

@@ -1,0 +1,168 @@
+package server
+
+import (
+	"context"
+
+	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/heartbeat"
+)
+
+// Handler is what a server does with its clients' requests: the seed's
+// Server callbacks as one interface. The engine calls it for one session
+// on that session's reader goroutine, one call at a time, in the order of
+// the frames; calls for different sessions run concurrently. Every method
+// gets the session's context, which is cancelled once the session has ended
+// (after Disconnect returns).
+//
+// A non-nil error from Connect, Send, Subscribe, Unsubscribe, Ack or Nack
+// ends the session: the client gets an ERROR frame (an *ApplicationError
+// chooses its message and body; any other error is reported as "internal
+// error") carrying the receipt-id of the failing frame, if it asked for a
+// receipt. On success the engine sends the frame's RECEIPT.
+//
+// Embed NopHandler to implement only some of the methods.
+type Handler interface {
+	// Connect authenticates a CONNECT or STOMP frame, already validated and
+	// negotiated (version, host, heart-beat). It may set req.SessionID;
+	// otherwise the engine makes one. An error refuses the connection.
+	Connect(ctx context.Context, s *Session, req *ConnectRequest) error
+	// Send handles a message from a SEND frame, at COMMIT for transactional
+	// sends. m and its body belong to the handler.
+	Send(ctx context.Context, s *Session, m *Message) error
+	// Subscribe handles a SUBSCRIBE. The subscription is registered before
+	// the call, so the handler may Deliver to it at once; it is removed
+	// again if Subscribe fails.
+	Subscribe(ctx context.Context, s *Session, sub *Subscription) error
+	// Unsubscribe handles an UNSUBSCRIBE (and is not called for the
+	// subscriptions left when a session ends: Disconnect covers them). The
+	// subscription is already removed: Deliver to it fails, and its
+	// unacknowledged messages are the handler's to redeliver.
+	Unsubscribe(ctx context.Context, s *Session, sub *Subscription) error
+	// Ack handles an ACK, at COMMIT for transactional acks; a.MessageIDs
+	// lists every message it covers.
+	Ack(ctx context.Context, s *Session, a *Ack) error
+	// Nack handles a NACK like Ack.
+	Nack(ctx context.Context, s *Session, a *Ack) error
+	// Disconnect is called exactly once for every session whose CONNECT was
+	// accepted, when it ends: reason is nil after a DISCONNECT frame
+	// (called before its RECEIPT is sent), otherwise why it ended
+	// (ErrConnectionLost, a heart-beat timeout, a protocol error, Close's
+	// error, ErrServerClosed). Open transactions have been discarded.
+	Disconnect(ctx context.Context, s *Session, reason error)
+	// Error reports an error that ends a session, connected or not: a
+	// *ProtocolError, an error a handler method returned, ErrConnectTimeout,
+	// a heart-beat timeout (heartbeat.ErrTimeout) or a slow-consumer Close.
+	// It is not called when the client merely goes away or disconnects.
+	Error(ctx context.Context, s *Session, err error)
+}
+
+// NopHandler is a Handler that accepts every CONNECT and does nothing else.
+// Embed it in a struct to implement only the methods you need.
+type NopHandler struct{}
+
+// Connect accepts the connection.
+func (NopHandler) Connect(context.Context, *Session, *ConnectRequest) error { return nil }
+
+// Send discards the message.
+func (NopHandler) Send(context.Context, *Session, *Message) error { return nil }
+
+// Subscribe accepts the subscription; nothing is ever delivered to it.
+func (NopHandler) Subscribe(context.Context, *Session, *Subscription) error { return nil }
+
+// Unsubscribe does nothing.
+func (NopHandler) Unsubscribe(context.Context, *Session, *Subscription) error { return nil }
+
+// Ack does nothing.
+func (NopHandler) Ack(context.Context, *Session, *Ack) error { return nil }
+
+// Nack does nothing.
+func (NopHandler) Nack(context.Context, *Session, *Ack) error { return nil }
+
+// Disconnect does nothing.
+func (NopHandler) Disconnect(context.Context, *Session, error) {}
+
+// Error does nothing.
+func (NopHandler) Error(context.Context, *Session, error) {}
+
+// ConnectRequest is a CONNECT (or STOMP) frame, validated and negotiated,
+// for Handler.Connect to accept or refuse.
+type ConnectRequest struct {
+	Command   string             // "CONNECT" or "STOMP"
+	Version   frame.Version      // the negotiated version
+	Host      string             // the virtual host ("" if none)
+	Login     string             // "" if none
+	Passcode  string             // "" if none; never echoed by the engine
+	HeartBeat heartbeat.Settings // the client's cx,cy (zero in 1.0)
+	Header    frame.Header       // every header of the frame, passcode included
+	// SessionID is the session header of the CONNECTED frame. The handler
+	// may set it; if it leaves it empty the engine makes a unique one.
+	SessionID string
+}
+
+// AckMode is a subscription's acknowledgement mode (the ack header).
+type AckMode string
+
+// The acknowledgement modes of SUBSCRIBE.
+const (
+	AckAuto             AckMode = "auto"
+	AckClient           AckMode = "client"            // cumulative
+	AckClientIndividual AckMode = "client-individual" // one message at a time
+)
+
+// Message is a message on its way in (from SEND, to Handler.Send) or out
+// (to Session.Deliver). The engine never modifies a Message after handing
+// it over, and Deliver only reads it, so one Message may be delivered to
+// many sessions at once as long as nobody modifies it.
+type Message struct {
+	// ID is the message-id. Handlers set it before Deliver; if empty the
+	// engine makes one per delivery. It is "" on Send.
+	ID          string
+	Destination string
+	// Header holds the headers of the SEND frame, destination included,
+	// without receipt and transaction (which concern the SEND, not the
+	// message). On delivery they are copied to the MESSAGE frame after the
+	// engine's own destination, message-id, subscription and ack headers
+	// (entries with those names are skipped). A content-length entry is
+	// rewritten from the body.
+	Header frame.Header
+	Body   []byte
+}
+
+// Subscription is a client's SUBSCRIBE as the engine keeps it. Its exported
+// fields are immutable after SUBSCRIBE; the handler may keep the pointer
+// (it identifies the subscription) and compare it.
+type Subscription struct {
+	ID          string       // the id header (1.0 without id: the destination)
+	Destination string       // the destination header
+	Ack         AckMode      // the ack header, AckAuto by default
+	Header      frame.Header // every header of the SUBSCRIBE frame (prefetch-count, selector, ...)
+
+	session  *Session
+	explicit bool // the SUBSCRIBE had an id header (else 1.0 MESSAGEs carry none)
+	// pending lists deliveries not yet acknowledged, oldest first (client
+	// modes only). Guarded by session.mu.
+	pending []pendingAck
+}
+
+// Session returns the session the subscription belongs to.
+func (sub *Subscription) Session() *Session { return sub.session }
+
+// pendingAck is one delivered, unacknowledged message.
+type pendingAck struct {
+	ackID string // 1.2 ack header; "" before 1.2
+	msgID string
+}
+
+// Ack is an ACK or NACK frame, resolved against the session's
+// unacknowledged deliveries.
+type Ack struct {
+	Subscription *Subscription
+	// ID is the frame's id header (1.2) or message-id header (1.0, 1.1).
+	ID string
+	// MessageIDs lists the message-ids this frame covers, oldest first:
+	// one in client-individual mode, in client mode every unacknowledged
+	// message of the subscription delivered up to and including it.
+	MessageIDs  []string
+	Transaction string       // "" unless the frame was part of a transaction
+	Header      frame.Header // every header of the frame
+}

@@ -1,0 +1,214 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server runs STOMP sessions for a Handler: on the connections of a
+// net.Listener (Serve), on WebSocket connections (WebSocketHandler) or on
+// any io.ReadWriteCloser (ServeConn). Its methods are safe for concurrent
+// use.
+type Server struct {
+	h     Handler
+	cfg   config
+	nonce string        // prefix of session ids, unique per Server
+	seq   atomic.Uint64 // session id counter
+
+	mu        sync.Mutex // guards the fields below
+	listeners map[net.Listener]struct{}
+	sessions  map[*Session]struct{}
+	closed    bool          // Shutdown or Close was called: accept nothing new
+	idle      chan struct{} // closed when closed is set and sessions is empty
+	wg        sync.WaitGroup
+}
+
+// New returns a Server that hands its sessions to h, configured by opts. It
+// starts nothing.
+func New(h Handler, opts ...Option) *Server {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	return &Server{
+		h:         h,
+		cfg:       cfg,
+		nonce:     hex.EncodeToString(b[:]),
+		listeners: make(map[net.Listener]struct{}),
+		sessions:  make(map[*Session]struct{}),
+		idle:      make(chan struct{}),
+	}
+}
+
+func (srv *Server) newSessionID() string {
+	return srv.nonce + "-" + strconv.FormatUint(srv.seq.Add(1), 10)
+}
+
+// Serve accepts connections on l and serves each in its own session (two
+// goroutines per connection) until Shutdown or Close, then returns
+// ErrServerClosed; it returns other Accept errors as they are, after
+// closing l. Temporary Accept errors are retried with a short backoff.
+// Serve closes l when it returns. TLS: pass a tls.Listener.
+func (srv *Server) Serve(l net.Listener) error {
+	srv.mu.Lock()
+	if srv.closed {
+		srv.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	srv.listeners[l] = struct{}{}
+	srv.wg.Add(1)
+	srv.mu.Unlock()
+	defer srv.wg.Done()
+	defer func() {
+		srv.mu.Lock()
+		delete(srv.listeners, l)
+		srv.mu.Unlock()
+		l.Close()
+	}()
+
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if srv.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		s, err := srv.register(context.Background(), c)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		go srv.run(s)
+	}
+}
+
+func (srv *Server) isClosed() bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return srv.closed
+}
+
+// ServeConn runs one session over rw on the calling goroutine (which
+// becomes the session's reader; one more goroutine writes) and returns when
+// the session has ended and both are done: nil after a DISCONNECT,
+// otherwise why it ended (an error wrapping ErrConnectionLost when the
+// client went away, a *ProtocolError, ...). Cancelling ctx ends the session
+// like Close. rw is closed when ServeConn returns. After Shutdown or Close
+// it closes rw and returns ErrServerClosed at once.
+func (srv *Server) ServeConn(ctx context.Context, rw io.ReadWriteCloser) error {
+	s, err := srv.register(ctx, rw)
+	if err != nil {
+		rw.Close()
+		return err
+	}
+	return srv.run(s)
+}
+
+// register creates a session for rw and tracks it.
+func (srv *Server) register(ctx context.Context, rw io.ReadWriteCloser) (*Session, error) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.closed {
+		return nil, ErrServerClosed
+	}
+	s := newSession(srv, ctx, rw)
+	srv.sessions[s] = struct{}{}
+	srv.wg.Add(1)
+	return s, nil
+}
+
+// run serves s and forgets it.
+func (srv *Server) run(s *Session) error {
+	defer srv.wg.Done()
+	// The caller's context ending ends the session; s.ctx itself is
+	// cancelled by the session at its end, which must not count.
+	stop := context.AfterFunc(s.parent, func() { s.Close(nil) })
+	err := s.run()
+	stop()
+	srv.mu.Lock()
+	delete(srv.sessions, s)
+	if srv.closed && len(srv.sessions) == 0 {
+		srv.closeIdle()
+	}
+	srv.mu.Unlock()
+	return err
+}
+
+// closeIdle closes srv.idle once. srv.mu must be held.
+func (srv *Server) closeIdle() {
+	select {
+	case <-srv.idle:
+	default:
+		close(srv.idle)
+	}
+}
+
+// stop marks the server closed, closes its listeners and returns the
+// sessions alive at that moment.
+func (srv *Server) stop() []*Session {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	srv.closed = true
+	for l := range srv.listeners {
+		l.Close()
+	}
+	ss := make([]*Session, 0, len(srv.sessions))
+	for s := range srv.sessions {
+		ss = append(ss, s)
+	}
+	if len(srv.sessions) == 0 {
+		srv.closeIdle()
+	}
+	return ss
+}
+
+// Shutdown stops accepting connections, tells every session (an ERROR
+// "server shutting down" after the frames already queued for it, then
+// close) and waits until all sessions have ended and Serve has returned.
+// If ctx ends first it calls Close and returns ctx's error. New sessions
+// are refused from the start of Shutdown.
+func (srv *Server) Shutdown(ctx context.Context) error {
+	for _, s := range srv.stop() {
+		s.Close(ErrServerClosed)
+	}
+	select {
+	case <-srv.idle:
+		srv.wg.Wait()
+		return nil
+	case <-ctx.Done():
+		srv.Close()
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting connections, closes every session's transport at
+// once (queued frames are lost; handlers see ErrServerClosed) and waits for
+// the sessions' goroutines to end.
+func (srv *Server) Close() error {
+	for _, s := range srv.stop() {
+		s.shutdown(ErrServerClosed, nil)
+		s.closeTransport()
+	}
+	srv.wg.Wait()
+	return nil
+}

@@ -1,0 +1,294 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/heartbeat"
+)
+
+// Session is one client connection. The engine creates it; a Handler gets
+// it in every call and may keep it to Deliver messages to it later or to
+// Close it. Its methods are safe for concurrent use.
+type Session struct {
+	srv    *Server
+	rw     io.ReadWriteCloser
+	parent context.Context // the context ServeConn got
+	ctx    context.Context
+	// cancel ends ctx; called once, by the reader goroutine at teardown.
+	cancel context.CancelFunc
+
+	// Set by the reader goroutine before Handler.Connect returns (id
+	// possibly by the handler), immutable once the session is connected;
+	// connected is the publication point for other goroutines.
+	id        string
+	version   frame.Version
+	login     string
+	connected atomic.Bool
+
+	// Owned by the reader goroutine.
+	r        *frame.Reader
+	tr       *touchReader
+	txs      map[string]*transaction
+	txFrames int // frames buffered in txs
+
+	// Set once by the reader before CONNECTED is queued; read by Deliver
+	// after connected is true.
+	msgSeq atomic.Uint64
+
+	mu sync.Mutex // guards the fields below; never held across I/O or handler calls
+	// subs are the session's subscriptions by id.
+	subs map[string]*Subscription
+	// out is the outbound queue, taken by the writer in batches.
+	out []outItem
+	// outMsgs counts the MESSAGE frames in out (the bounded part).
+	outMsgs int
+	// closing is set once the final item is queued; nothing is queued after.
+	closing bool
+	// cause is why the session ends (nil: DISCONNECT), set with closing.
+	cause  error
+	ackSeq uint64
+	linger *time.Timer
+	// passcode is the CONNECT frame's, to scrub from ERROR frames.
+	passcode string
+
+	wake    chan struct{} // cap 1: out has items for the writer
+	space   chan struct{} // cap 1: the writer took a batch
+	closed  chan struct{} // closed when closing is set
+	done    chan struct{} // closed when the writer goroutine returns
+	rwClose sync.Once
+}
+
+// ID returns the session id sent in the CONNECTED frame's session header
+// ("" before the CONNECT was accepted).
+func (s *Session) ID() string {
+	if !s.connected.Load() {
+		return ""
+	}
+	return s.id
+}
+
+// Version returns the negotiated protocol version ("" before CONNECT was
+// accepted).
+func (s *Session) Version() frame.Version {
+	if !s.connected.Load() {
+		return ""
+	}
+	return s.version
+}
+
+// Login returns the CONNECT frame's login header ("" if none, or before
+// CONNECT was accepted).
+func (s *Session) Login() string {
+	if !s.connected.Load() {
+		return ""
+	}
+	return s.login
+}
+
+// Context returns the session's context, cancelled once the session has
+// ended and Handler.Disconnect has returned.
+func (s *Session) Context() context.Context { return s.ctx }
+
+// RemoteAddr returns the transport's remote address when it has one (a
+// net.Conn or a WebSocket), else nil.
+func (s *Session) RemoteAddr() net.Addr {
+	if c, ok := s.rw.(interface{ RemoteAddr() net.Addr }); ok {
+		return c.RemoteAddr()
+	}
+	return nil
+}
+
+// Subscriptions returns the ids of the session's current subscriptions, in
+// no particular order. It takes the session's lock and allocates.
+func (s *Session) Subscriptions() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.subs))
+	for id := range s.subs {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// Close ends the session from any goroutine without blocking. With a nil
+// err the session just closes (queued frames are still written, then the
+// transport is closed); with an error the client first gets an ERROR frame
+// saying it (an *ApplicationError chooses the message, e.g. "slow
+// consumer"), and the handler's Error method is called with err. The
+// handler's Disconnect is then called with err (or ErrSessionClosed) as the
+// reason. Close is idempotent; the first call decides.
+func (s *Session) Close(err error) {
+	var ef *frame.Frame
+	if err != nil {
+		ef = s.errorFrame(err, "")
+	} else {
+		err = ErrSessionClosed
+	}
+	s.shutdown(err, ef)
+}
+
+func newSession(srv *Server, parent context.Context, rw io.ReadWriteCloser) *Session {
+	ctx, cancel := context.WithCancel(parent)
+	s := &Session{
+		srv:    srv,
+		parent: parent,
+		rw:     rw,
+		ctx:    ctx,
+		cancel: cancel,
+		subs:   make(map[string]*Subscription),
+		wake:   make(chan struct{}, 1),
+		space:  make(chan struct{}, 1),
+		closed: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	s.tr = &touchReader{r: rw}
+	s.r = frame.NewReader(s.tr)
+	s.r.SetLimits(srv.cfg.limits)
+	return s
+}
+
+// touchReader tells the heart-beat monitor about every read: any data
+// counts as a sign of life. Used by the reader goroutine only.
+type touchReader struct {
+	r   io.Reader
+	mon *heartbeat.Monitor // nil until CONNECT negotiated heart-beats
+}
+
+func (t *touchReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 && t.mon != nil {
+		t.mon.Touch()
+	}
+	return n, err
+}
+
+// run serves the session on the calling goroutine (the reader) until it
+// ends, and returns why (nil after a DISCONNECT).
+func (s *Session) run() error {
+	go s.writeLoop()
+	cause := s.readLoop()
+
+	// Make sure the writer is told, and that a dead transport is closed now
+	// rather than after the linger time.
+	s.shutdown(cause, nil)
+	if errors.Is(cause, ErrConnectionLost) {
+		s.closeTransport()
+	}
+	s.mu.Lock()
+	cause = s.cause
+	s.mu.Unlock()
+
+	h := s.srv.h
+	if cause != nil && !errors.Is(cause, ErrConnectionLost) && !errors.Is(cause, ErrSessionClosed) && !errors.Is(cause, ErrServerClosed) {
+		h.Error(s.ctx, s, cause)
+	}
+	s.txs = nil
+	if s.connected.Load() && cause != nil { // a DISCONNECT already called Disconnect(nil)
+		s.mu.Lock()
+		clear(s.subs)
+		s.mu.Unlock()
+		h.Disconnect(s.ctx, s, cause)
+	}
+	s.cancel()
+	<-s.done
+	s.mu.Lock()
+	if s.linger != nil {
+		s.linger.Stop()
+	}
+	s.mu.Unlock()
+	s.closeTransport()
+	if s.tr.mon != nil {
+		s.tr.mon.Stop()
+	}
+	return cause
+}
+
+// readLoop reads and handles frames until the session ends, and returns the
+// cause.
+func (s *Session) readLoop() error {
+	for {
+		f, err := s.r.ReadFrame()
+		if err != nil {
+			return s.readFailed(err)
+		}
+		if f.IsHeartBeat() {
+			continue
+		}
+		err = s.handle(f)
+		if err == errDisconnected {
+			return nil
+		}
+		if err != nil {
+			s.fail(err, f.Header.Get(frame.HdrReceipt))
+			return err
+		}
+	}
+}
+
+// errDisconnected is handle's signal that a DISCONNECT was processed.
+var errDisconnected = errors.New("server: disconnected")
+
+// readFailed works out why reading failed: a codec error is the client's
+// protocol violation; otherwise, if the session was already ending, its
+// cause; otherwise the connection was lost.
+func (s *Session) readFailed(err error) error {
+	var fpe *frame.ProtocolError
+	var fle *frame.LimitError
+	if errors.As(err, &fpe) || errors.As(err, &fle) {
+		pe := codecError(err)
+		s.fail(pe, "")
+		return pe
+	}
+	s.mu.Lock()
+	closing, cause := s.closing, s.cause
+	s.mu.Unlock()
+	if closing {
+		return cause
+	}
+	return fmt.Errorf("%w: %w", ErrConnectionLost, err)
+}
+
+// fail ends the session with an ERROR frame reporting err.
+func (s *Session) fail(err error, receipt string) {
+	if _, _, expected := errorContent(err); !expected {
+		s.srv.cfg.logger.Error("stomp handler failed", "session", s.id, "err", err)
+	}
+	s.shutdown(err, s.errorFrame(err, receipt))
+}
+
+// errorFrame builds the ERROR frame reporting err, with receipt-id if
+// receipt is set. The passcode of the session, if any, is scrubbed from it.
+func (s *Session) errorFrame(err error, receipt string) *frame.Frame {
+	msg, body, _ := errorContent(err)
+	s.mu.Lock()
+	p := s.passcode
+	s.mu.Unlock()
+	if p != "" {
+		msg = strings.ReplaceAll(msg, p, "****")
+		body = strings.ReplaceAll(body, p, "****")
+	}
+	f := &frame.Frame{Command: frame.CmdError}
+	if receipt != "" {
+		f.Header.Add(frame.HdrReceiptID, receipt)
+	}
+	f.Header.Add(frame.HdrMessage, msg)
+	if body != "" {
+		f.Header.Add(frame.HdrContentType, "text/plain")
+		f.Body = []byte(body)
+	}
+	return f
+}
+
+// closeTransport closes the transport once.
+func (s *Session) closeTransport() {
+	s.rwClose.Do(func() { s.rw.Close() })
+}

@@ -1,0 +1,416 @@
+package server
+
+import (
+	"strings"
+
+	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/heartbeat"
+)
+
+// supported lists the versions the engine speaks, highest first, and how
+// an ERROR frame lists them.
+var supported = []frame.Version{frame.V12, frame.V11, frame.V10}
+
+const supportedHeader = "1.0,1.1,1.2"
+
+// transaction is an open transaction: the frames to process at COMMIT.
+// Reader goroutine only.
+type transaction struct {
+	ops []txOp
+}
+
+// txOp is a buffered SEND (msg set) or ACK/NACK (cmd set).
+type txOp struct {
+	msg    *Message
+	cmd    string
+	header frame.Header // the ACK/NACK frame's headers
+}
+
+// handle processes one frame on the reader goroutine. A non-nil error ends
+// the session with an ERROR; errDisconnected ends it gracefully.
+func (s *Session) handle(f *frame.Frame) error {
+	if !s.connected.Load() {
+		if f.Command == frame.CmdConnect || f.Command == frame.CmdStomp {
+			return s.onConnect(f)
+		}
+		return violation(f.Command, "not connected", "the first frame must be CONNECT or STOMP")
+	}
+	var err error
+	switch f.Command {
+	case frame.CmdSend:
+		err = s.onSend(f)
+	case frame.CmdSubscribe:
+		err = s.onSubscribe(f)
+	case frame.CmdUnsubscribe:
+		err = s.onUnsubscribe(f)
+	case frame.CmdAck, frame.CmdNack:
+		err = s.onAck(f)
+	case frame.CmdBegin:
+		err = s.onBegin(f)
+	case frame.CmdCommit:
+		err = s.onCommit(f)
+	case frame.CmdAbort:
+		err = s.onAbort(f)
+	case frame.CmdDisconnect:
+		return s.onDisconnect(f)
+	case frame.CmdConnect, frame.CmdStomp:
+		return violation(f.Command, "already connected", "a session accepts one CONNECT")
+	default: // CONNECTED, MESSAGE, RECEIPT, ERROR
+		return violation(f.Command, "unexpected frame", f.Command+" is a server frame")
+	}
+	if err != nil {
+		return err
+	}
+	return s.receipt(f)
+}
+
+// receipt queues the RECEIPT for f, if f asked for one.
+func (s *Session) receipt(f *frame.Frame) error {
+	r, ok := f.Header.Lookup(frame.HdrReceipt)
+	if !ok {
+		return nil
+	}
+	return s.enqueue(outItem{f: frame.New(frame.CmdReceipt, frame.HdrReceiptID, r)})
+}
+
+// negotiate returns the highest version in the accept-version value av
+// that the engine speaks, tolerating spaces around the commas. A missing
+// header means 1.0.
+func negotiate(av string, present bool) (frame.Version, bool) {
+	if !present {
+		return frame.V10, true
+	}
+	offered := strings.Split(av, ",")
+	for _, v := range supported {
+		for _, o := range offered {
+			if frame.Version(strings.TrimSpace(o)) == v {
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
+func (s *Session) onConnect(f *frame.Frame) error {
+	cmd := f.Command
+	if f.Header.Has(frame.HdrReceipt) {
+		return violation(cmd, "receipt not allowed on "+cmd, "the server answers CONNECT with CONNECTED, not RECEIPT")
+	}
+	av, present := f.Header.Lookup(frame.HdrAcceptVersion)
+	v, ok := negotiate(av, present)
+	if !ok {
+		pe := violation(cmd, "unsupported protocol version", "Supported protocol versions are 1.0 1.1 1.2")
+		ef := s.errorFrame(pe, "")
+		ef.Header.Add(frame.HdrVersion, supportedHeader)
+		s.shutdown(pe, ef)
+		return pe
+	}
+	host, hasHost := f.Header.Lookup(frame.HdrHost)
+	if v != frame.V10 && !hasHost && s.srv.cfg.requireHost {
+		return violation(cmd, "missing host header", "STOMP "+string(v)+" requires a host header")
+	}
+	var hb heartbeat.Settings
+	if v != frame.V10 {
+		var err error
+		if hb, err = heartbeat.Parse(f.Header.Get(frame.HdrHeartBeat)); err != nil {
+			return violation(cmd, "invalid heart-beat header", err.Error())
+		}
+	}
+	passcode := f.Header.Get(frame.HdrPasscode)
+	s.mu.Lock()
+	s.passcode = passcode
+	s.mu.Unlock()
+	req := &ConnectRequest{
+		Command:   cmd,
+		Version:   v,
+		Host:      host,
+		Login:     f.Header.Get(frame.HdrLogin),
+		Passcode:  passcode,
+		HeartBeat: hb,
+		Header:    f.Header.Clone(),
+	}
+	if err := s.srv.h.Connect(s.ctx, s, req); err != nil {
+		return err
+	}
+	s.id = req.SessionID
+	if s.id == "" {
+		s.id = s.srv.newSessionID()
+	}
+	s.version, s.login = v, req.Login
+
+	cf := &frame.Frame{Command: frame.CmdConnected}
+	start := &hbStart{version: v}
+	if v != frame.V10 {
+		own := heartbeat.Settings{Send: s.srv.cfg.hbSend, Recv: s.srv.cfg.hbRecv}
+		send, recv := heartbeat.Negotiate(own, hb)
+		start.send = send
+		if recv > 0 {
+			start.mon = heartbeat.NewMonitor(recv, 0)
+			s.tr.mon = start.mon
+		}
+		cf.Header.Add(frame.HdrVersion, string(v))
+		cf.Header.Add(frame.HdrHeartBeat, own.String())
+	}
+	cf.Header.Add(frame.HdrSession, s.id)
+	if s.srv.cfg.name != "" {
+		cf.Header.Add(frame.HdrServer, s.srv.cfg.name)
+	}
+	s.r.SetVersion(v)
+	s.txs = make(map[string]*transaction)
+	s.connected.Store(true)
+	return s.enqueue(outItem{f: cf, hb: start})
+}
+
+func (s *Session) onSend(f *frame.Frame) error {
+	dest := f.Header.Get(frame.HdrDestination)
+	if dest == "" {
+		return violation(f.Command, "missing destination header", "SEND requires a destination header")
+	}
+	m := &Message{Destination: dest, Header: f.Header.Clone()}
+	if f.Body != nil {
+		m.Body = append([]byte(nil), f.Body...)
+	}
+	m.Header.Del(frame.HdrReceipt)
+	m.Header.Del(frame.HdrTransaction)
+	if tx, ok := f.Header.Lookup(frame.HdrTransaction); ok {
+		return s.txAdd(f.Command, tx, txOp{msg: m})
+	}
+	return s.srv.h.Send(s.ctx, s, m)
+}
+
+func (s *Session) onSubscribe(f *frame.Frame) error {
+	cmd := f.Command
+	dest := f.Header.Get(frame.HdrDestination)
+	if dest == "" {
+		return violation(cmd, "missing destination header", "SUBSCRIBE requires a destination header")
+	}
+	id, explicit := f.Header.Lookup(frame.HdrID)
+	if !explicit || id == "" {
+		if s.version != frame.V10 {
+			return violation(cmd, "missing id header", "SUBSCRIBE requires an id header")
+		}
+		id, explicit = dest, false
+	}
+	mode := AckMode(f.Header.Get(frame.HdrAck))
+	switch mode {
+	case "":
+		mode = AckAuto
+	case AckAuto, AckClient, AckClientIndividual:
+	default:
+		return violation(cmd, "invalid ack mode", "ack must be auto, client or client-individual")
+	}
+	sub := &Subscription{ID: id, Destination: dest, Ack: mode, Header: f.Header.Clone(), session: s, explicit: explicit}
+	s.mu.Lock()
+	if s.subs[id] != nil {
+		s.mu.Unlock()
+		return violation(cmd, "duplicate subscription id", "subscription "+id+" already exists")
+	}
+	s.subs[id] = sub
+	s.mu.Unlock()
+	if err := s.srv.h.Subscribe(s.ctx, s, sub); err != nil {
+		s.mu.Lock()
+		delete(s.subs, id)
+		s.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (s *Session) onUnsubscribe(f *frame.Frame) error {
+	cmd := f.Command
+	id, ok := f.Header.Lookup(frame.HdrID)
+	dest := ""
+	if !ok && s.version == frame.V10 {
+		dest = f.Header.Get(frame.HdrDestination)
+	}
+	if !ok && dest == "" {
+		return violation(cmd, "missing id header", "UNSUBSCRIBE requires an id header")
+	}
+	s.mu.Lock()
+	sub := s.subs[id]
+	if dest != "" {
+		for _, c := range s.subs {
+			if c.Destination == dest {
+				sub = c
+				break
+			}
+		}
+	}
+	if sub != nil {
+		delete(s.subs, sub.ID)
+		sub.pending = nil
+	}
+	s.mu.Unlock()
+	if sub == nil {
+		return violation(cmd, "unknown subscription", "no subscription "+id+dest)
+	}
+	return s.srv.h.Unsubscribe(s.ctx, s, sub)
+}
+
+// ackKey returns the id an ACK or NACK refers to and the subscription it
+// names, per version: 1.2 id; 1.1 message-id and subscription; 1.0
+// message-id.
+func (s *Session) ackKey(f *frame.Frame) (id, subID string, err error) {
+	if s.version == frame.V12 {
+		id = f.Header.Get(frame.HdrID)
+		if id == "" {
+			return "", "", violation(f.Command, "missing id header", f.Command+" requires an id header (the MESSAGE's ack header)")
+		}
+		return id, "", nil
+	}
+	id = f.Header.Get(frame.HdrMessageID)
+	if id == "" {
+		return "", "", violation(f.Command, "missing message-id header", f.Command+" requires a message-id header")
+	}
+	return id, f.Header.Get(frame.HdrSubscription), nil
+}
+
+// resolve finds the unacknowledged delivery f refers to and, if take,
+// removes what it covers and returns the Ack. Reader goroutine only.
+func (s *Session) resolve(f *frame.Frame, take bool) (*Ack, error) {
+	id, subID, err := s.ackKey(f)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sub := range s.subs {
+		if subID != "" && sub.ID != subID {
+			continue
+		}
+		for i, p := range sub.pending {
+			if (s.version == frame.V12 && p.ackID != id) || (s.version != frame.V12 && p.msgID != id) {
+				continue
+			}
+			if !take {
+				return nil, nil
+			}
+			from := i
+			if sub.Ack == AckClient {
+				from = 0
+			}
+			a := &Ack{Subscription: sub, ID: id, Header: f.Header.Clone(), MessageIDs: make([]string, 0, i+1-from)}
+			for _, q := range sub.pending[from : i+1] {
+				a.MessageIDs = append(a.MessageIDs, q.msgID)
+			}
+			sub.pending = append(sub.pending[:from], sub.pending[i+1:]...)
+			return a, nil
+		}
+	}
+	return nil, violation(f.Command, "unknown ack id", "no unacknowledged message "+id)
+}
+
+func (s *Session) onAck(f *frame.Frame) error {
+	if tx, ok := f.Header.Lookup(frame.HdrTransaction); ok {
+		if _, err := s.resolve(f, false); err != nil {
+			return err
+		}
+		return s.txAdd(f.Command, tx, txOp{cmd: f.Command, header: f.Header.Clone()})
+	}
+	a, err := s.resolve(f, true)
+	if err != nil {
+		return err
+	}
+	return s.ack(f.Command, a)
+}
+
+func (s *Session) ack(cmd string, a *Ack) error {
+	if cmd == frame.CmdNack {
+		return s.srv.h.Nack(s.ctx, s, a)
+	}
+	return s.srv.h.Ack(s.ctx, s, a)
+}
+
+// txID returns f's transaction header, which BEGIN, COMMIT and ABORT
+// require.
+func txID(f *frame.Frame) (string, error) {
+	tx := f.Header.Get(frame.HdrTransaction)
+	if tx == "" {
+		return "", violation(f.Command, "missing transaction header", f.Command+" requires a transaction header")
+	}
+	return tx, nil
+}
+
+func (s *Session) txAdd(cmd, tx string, op txOp) error {
+	t := s.txs[tx]
+	if t == nil {
+		return violation(cmd, "unknown transaction", "no transaction "+tx)
+	}
+	if s.txFrames >= s.srv.cfg.txLimit {
+		return violation(cmd, "transaction too large", "too many frames in open transactions")
+	}
+	s.txFrames++
+	t.ops = append(t.ops, op)
+	return nil
+}
+
+func (s *Session) onBegin(f *frame.Frame) error {
+	tx, err := txID(f)
+	if err != nil {
+		return err
+	}
+	if s.txs[tx] != nil {
+		return violation(f.Command, "transaction already started", "transaction "+tx+" is open")
+	}
+	s.txs[tx] = &transaction{}
+	return nil
+}
+
+func (s *Session) endTx(f *frame.Frame) (*transaction, error) {
+	tx, err := txID(f)
+	if err != nil {
+		return nil, err
+	}
+	t := s.txs[tx]
+	if t == nil {
+		return nil, violation(f.Command, "unknown transaction", "no transaction "+tx)
+	}
+	delete(s.txs, tx)
+	s.txFrames -= len(t.ops)
+	return t, nil
+}
+
+func (s *Session) onCommit(f *frame.Frame) error {
+	t, err := s.endTx(f)
+	if err != nil {
+		return err
+	}
+	for _, op := range t.ops {
+		if op.msg != nil {
+			err = s.srv.h.Send(s.ctx, s, op.msg)
+		} else {
+			af := &frame.Frame{Command: op.cmd, Header: op.header}
+			var a *Ack
+			if a, err = s.resolve(af, true); err == nil {
+				a.Transaction = f.Header.Get(frame.HdrTransaction)
+				err = s.ack(op.cmd, a)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Session) onAbort(f *frame.Frame) error {
+	_, err := s.endTx(f)
+	return err
+}
+
+// onDisconnect ends the session gracefully: open transactions are
+// discarded, the handler told, then the RECEIPT (if asked for) is the last
+// frame written.
+func (s *Session) onDisconnect(f *frame.Frame) error {
+	s.txs = nil
+	s.mu.Lock()
+	clear(s.subs)
+	s.mu.Unlock()
+	s.srv.h.Disconnect(s.ctx, s, nil)
+	var rf *frame.Frame
+	if r, ok := f.Header.Lookup(frame.HdrReceipt); ok {
+		rf = frame.New(frame.CmdReceipt, frame.HdrReceiptID, r)
+	}
+	s.shutdown(nil, rf)
+	return errDisconnected
+}

@@ -1,0 +1,286 @@
+package server
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/heartbeat"
+)
+
+// Delivery is a message pushed to one of a session's subscriptions with
+// Session.Deliver.
+type Delivery struct {
+	// Subscription is the id of the subscription (Subscription.ID).
+	Subscription string
+	// Message is what to deliver; Deliver reads it and does not keep it
+	// beyond building the frame, so it may be shared by many deliveries.
+	Message *Message
+	// Written, if set, is called exactly once on the session's writer
+	// goroutine: with nil once the frame was flushed to the transport, or
+	// with the error that kept it from being written (ErrSessionClosed
+	// when the session ended first; an error wrapping
+	// frame.ErrUnencodable when the message cannot be encoded in the
+	// session's version). It must not block; it may call Deliver.
+	Written func(err error)
+}
+
+// outItem is one entry of the outbound queue.
+type outItem struct {
+	f       *frame.Frame
+	written func(error)
+	message bool     // a MESSAGE: counts toward the outbound bound
+	hb      *hbStart // after f (CONNECTED): the session's version and heart-beats
+	final   bool     // close the transport after this item
+}
+
+// hbStart tells the writer the negotiated version and heart-beats.
+type hbStart struct {
+	version frame.Version
+	send    time.Duration
+	mon     *heartbeat.Monitor
+}
+
+// Deliver queues m as a MESSAGE frame for the subscription with id
+// d.Subscription and returns at once; the writer goroutine writes it. It is
+// safe to call from any goroutine, handlers included, and never blocks: it
+// fails with ErrUnknownSubscription if there is no such subscription,
+// ErrSessionClosed if the session is ending and ErrSlowConsumer if the
+// session already holds WithOutboundQueue undelivered messages (the client
+// is not reading). When it fails, nothing was queued and d.Written is not
+// called.
+//
+// The engine sets the MESSAGE headers destination (m.Destination, or the
+// subscription's), message-id (m.ID, or a new id), subscription, and in
+// client ack modes on 1.2 an ack id, and records the delivery as
+// unacknowledged so that the client's ACK or NACK can be resolved. It
+// allocates the frame and its header.
+func (s *Session) Deliver(d Delivery) error {
+	m := d.Message
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrSessionClosed
+	}
+	sub := s.subs[d.Subscription]
+	if sub == nil {
+		s.mu.Unlock()
+		return ErrUnknownSubscription
+	}
+	if s.outMsgs >= s.srv.cfg.outbound {
+		s.mu.Unlock()
+		return ErrSlowConsumer
+	}
+	msgID := m.ID
+	if msgID == "" {
+		msgID = s.id + "-" + strconv.FormatUint(s.msgSeq.Add(1), 10)
+	}
+	dest := m.Destination
+	if dest == "" {
+		dest = sub.Destination
+	}
+	f := &frame.Frame{Command: frame.CmdMessage, Body: m.Body}
+	f.Header.Add(frame.HdrDestination, dest)
+	f.Header.Add(frame.HdrMessageID, msgID)
+	if sub.explicit || s.version != frame.V10 {
+		f.Header.Add(frame.HdrSubscription, sub.ID)
+	}
+	if sub.Ack != AckAuto {
+		p := pendingAck{msgID: msgID}
+		if s.version == frame.V12 {
+			s.ackSeq++
+			p.ackID = strconv.FormatUint(s.ackSeq, 10)
+			f.Header.Add(frame.HdrAck, p.ackID)
+		}
+		sub.pending = append(sub.pending, p)
+	}
+	for k, v := range m.Header.All() {
+		switch k {
+		case frame.HdrDestination, frame.HdrMessageID, frame.HdrSubscription, frame.HdrAck:
+			continue
+		}
+		f.Header.Add(k, v)
+	}
+	s.out = append(s.out, outItem{f: f, written: d.Written, message: true})
+	s.outMsgs++
+	s.mu.Unlock()
+	s.signal()
+	return nil
+}
+
+// enqueue queues a frame the engine produced (CONNECTED, RECEIPT), waiting
+// for room if the client is far behind. Reader goroutine only.
+func (s *Session) enqueue(it outItem) error {
+	for {
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			return ErrSessionClosed
+		}
+		if len(s.out) < s.srv.cfg.outbound+controlReserve {
+			s.out = append(s.out, it)
+			s.mu.Unlock()
+			s.signal()
+			return nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.space:
+		case <-s.closed:
+		}
+	}
+}
+
+// shutdown starts ending the session: it records cause (the first call
+// wins), queues ef (an ERROR, or nil) as the last frame, refuses anything
+// queued after it, and arms the linger timer that closes the transport if
+// the writer cannot finish in time. It never blocks.
+func (s *Session) shutdown(cause error, ef *frame.Frame) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	s.closing = true
+	s.cause = cause
+	s.out = append(s.out, outItem{f: ef, final: true})
+	s.linger = time.AfterFunc(s.srv.cfg.linger, s.closeTransport)
+	s.mu.Unlock()
+	close(s.closed)
+	s.signal()
+}
+
+func (s *Session) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// messageWriter is implemented by transports that carry frames in messages
+// (WebSocket): after each frame is flushed, EndMessage sends what was
+// written since the last call as one message.
+type messageWriter interface {
+	EndMessage() error
+}
+
+// writeLoop is the writer goroutine: it writes the outbound queue in
+// batches (one flush per batch, or one message per frame on WebSocket),
+// paces heart-beats, watches the peer's and the connect timeout.
+func (s *Session) writeLoop() {
+	defer close(s.done)
+	w := frame.NewWriter(s.rw)
+	w.SetContentLength(frame.ContentLengthAlways)
+	mw, _ := s.rw.(messageWriter)
+	pacer := heartbeat.NewPacer(0, 0)
+	defer func() { pacer.Stop() }()
+	var mon *heartbeat.Monitor
+	var dead <-chan struct{}
+	var connC <-chan time.Time
+	if d := s.srv.cfg.connectTimeout; d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		connC = t.C
+	}
+	var broken error // the transport failed: write nothing more
+	flush := func() error {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		if mw != nil {
+			return mw.EndMessage()
+		}
+		return nil
+	}
+	fail := func(err error) {
+		broken = fmt.Errorf("%w: %w", ErrConnectionLost, err)
+		s.shutdown(broken, nil)
+		s.closeTransport()
+	}
+	var batch []outItem
+	for {
+		select {
+		case <-s.wake:
+		case <-pacer.C():
+			if pacer.Due() && broken == nil {
+				w.WriteHeartBeat()
+				if err := flush(); err != nil {
+					fail(err)
+				}
+				pacer.Wrote()
+			}
+			continue
+		case <-dead:
+			dead = nil
+			s.shutdown(mon.Err(), nil)
+			s.closeTransport()
+			continue
+		case <-connC:
+			connC = nil
+			if !s.connected.Load() {
+				s.shutdown(ErrConnectTimeout, s.errorFrame(ErrConnectTimeout, ""))
+			}
+			continue
+		}
+
+		s.mu.Lock()
+		batch, s.out = s.out, batch[:0]
+		s.outMsgs = 0
+		s.mu.Unlock()
+		select {
+		case s.space <- struct{}{}:
+		default:
+		}
+
+		final := false
+		errs := make(map[int]error)
+		for i := range batch {
+			it := &batch[i]
+			if it.f != nil && broken == nil {
+				if err := w.WriteFrame(it.f); err != nil {
+					// Nothing was buffered: skip the frame.
+					errs[i] = err
+					s.srv.cfg.logger.Warn("stomp frame not encodable", "session", s.id, "frame", it.f.String(), "err", err)
+				} else if mw != nil {
+					if err := flush(); err != nil {
+						fail(err)
+					}
+				}
+			}
+			if hb := it.hb; hb != nil {
+				w.SetVersion(hb.version)
+				pacer.Stop()
+				pacer = heartbeat.NewPacer(hb.send, 0)
+				if mon = hb.mon; mon != nil {
+					dead = mon.Dead()
+				}
+				connC = nil
+			}
+			if it.final {
+				final = true
+			}
+		}
+		if broken == nil {
+			if err := flush(); err != nil {
+				fail(err)
+			} else {
+				pacer.Wrote()
+			}
+		}
+		for i := range batch {
+			if cb := batch[i].written; cb != nil {
+				err := errs[i]
+				if err == nil && broken != nil {
+					err = broken
+				}
+				cb(err)
+			}
+		}
+		clear(batch)
+		if final {
+			s.closeTransport()
+			return
+		}
+	}
+}
