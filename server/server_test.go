@@ -1,0 +1,230 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+func TestSlowConsumerDeliverNeverBlocks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		c := dial(t, testServer(rec, WithOutboundQueue(4), WithLinger(time.Second)))
+		c.connect("1.2", "s1")
+		c.send("SUBSCRIBE\nid:0\ndestination:/topic/t\n\n\x00SUBSCRIBE\nid:1\ndestination:/topic/t\nreceipt:r\n\n\x00")
+		c.expect("RECEIPT\nreceipt-id:r\n\n\x00")
+		s := rec.sessions[0]
+		// The client stops reading. The writer holds one batch blocked in
+		// the pipe; the queue fills to 4; then Deliver fails at once.
+		var written []error
+		var mu sync.Mutex
+		delivered := 0
+		var err error
+		for range 100 {
+			err = s.Deliver(Delivery{Subscription: "0", Message: &Message{Body: []byte("x")}, Written: func(err error) {
+				mu.Lock()
+				written = append(written, err)
+				mu.Unlock()
+			}})
+			if err != nil {
+				break
+			}
+			delivered++
+			synctest.Wait()
+		}
+		if !errors.Is(err, ErrSlowConsumer) || delivered > 6 {
+			t.Fatalf("after %d deliveries: %v", delivered, err)
+		}
+		s.Close(&ApplicationError{Message: "slow consumer"})
+		start := time.Now()
+		err = <-c.done // the linger timer closes the transport
+		if time.Since(start) != time.Second {
+			t.Fatalf("closed after %v, want the 1s linger", time.Since(start))
+		}
+		if !strings.Contains(err.Error(), "slow consumer") {
+			t.Fatalf("ServeConn = %v", err)
+		}
+		c.c.Close()
+		c.done <- err
+		c.close()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(written) != delivered {
+			t.Fatalf("%d Written calls for %d deliveries", len(written), delivered)
+		}
+		for _, err := range written {
+			if err == nil {
+				t.Fatalf("Written(nil) for a frame the client never read: %v", written)
+			}
+		}
+		if ev := rec.Events(); !strings.HasPrefix(ev[len(ev)-1], "disconnect server: slow consumer") {
+			t.Fatalf("events %q", ev)
+		}
+	})
+}
+
+func TestWrittenCallback(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		c := dial(t, testServer(rec))
+		c.connect("1.1", "s1")
+		c.send("SUBSCRIBE\nid:0\ndestination:/q\nreceipt:r\n\n\x00")
+		c.expect("RECEIPT\nreceipt-id:r\n\n\x00")
+		got := make(chan error, 1)
+		m := &Message{ID: "a", Body: []byte("x")}
+		if err := rec.sessions[0].Deliver(Delivery{Subscription: "0", Message: m, Written: func(err error) { got <- err }}); err != nil {
+			t.Fatal(err)
+		}
+		c.expect("MESSAGE\ndestination:/q\nmessage-id:a\nsubscription:0\ncontent-length:1\n\nx\x00")
+		if err := <-got; err != nil {
+			t.Fatalf("Written(%v)", err)
+		}
+		// A header 1.0 cannot encode is reported, not written.
+		c.close()
+	})
+}
+
+func TestServeTCPAndShutdown(t *testing.T) {
+	rec := &recorder{}
+	srv := testServer(rec)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	io.WriteString(conn, "CONNECT\naccept-version:1.2\nhost:/\n\n\x00")
+	if got, _ := br.ReadString(0); got != "CONNECTED\nversion:1.2\nheart-beat:0,0\nsession:s1\nserver:test\n\n\x00" {
+		t.Fatalf("got %q", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown = %v", err)
+	}
+	if got, _ := br.ReadString(0); got != errorFrame("", "server shutting down", "") {
+		t.Fatalf("got %q", got)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after ERROR: %v", err)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve = %v", err)
+	}
+	if err := srv.ServeConn(context.Background(), nopRWC{}); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("ServeConn after Shutdown = %v", err)
+	}
+	if ev := rec.Events(); ev[len(ev)-1] != "disconnect server: server closed" {
+		t.Fatalf("events %q", ev)
+	}
+}
+
+type nopRWC struct{}
+
+func (nopRWC) Read([]byte) (int, error)  { return 0, io.EOF }
+func (nopRWC) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
+func (nopRWC) Close() error              { return nil }
+
+func TestCloseIsImmediate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		srv := testServer(rec)
+		c := dial(t, srv)
+		c.connect("1.2", "s1")
+		c2 := dial(t, srv) // never connects
+		srv.Close()
+		c.expectClosed()
+		c2.expectClosed()
+		if err := c.close(); !errors.Is(err, ErrServerClosed) {
+			t.Fatalf("ServeConn = %v", err)
+		}
+		c2.close()
+	})
+}
+
+func TestServeConnContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		srv := testServer(rec)
+		a, b := net.Pipe()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- srv.ServeConn(ctx, b) }()
+		c := &client{t: t, c: a, br: bufio.NewReader(a), done: done}
+		c.connect("1.2", "s1")
+		cancel()
+		c.expectClosed()
+		if err := c.close(); !errors.Is(err, ErrSessionClosed) {
+			t.Fatalf("ServeConn = %v", err)
+		}
+	})
+}
+
+func TestWebSocket(t *testing.T) {
+	rec := &recorder{}
+	deliverOnSubscribe(rec, 1)
+	srv := testServer(rec)
+	hs := httptest.NewServer(srv.WebSocketHandler())
+	defer hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, proto := range []string{"v12.stomp", "v10.stomp"} {
+		ws, resp, err := websocket.Dial(ctx, hs.URL, &websocket.DialOptions{Subprotocols: []string{proto}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp != nil && resp.Body != nil {
+			resp.Body.Close()
+		}
+		if ws.Subprotocol() != proto {
+			t.Fatalf("subprotocol %q", ws.Subprotocol())
+		}
+		// CONNECT split across two messages, text then binary.
+		ws.Write(ctx, websocket.MessageText, []byte("CONNECT\naccept-version:1.1,1.2\n"))
+		ws.Write(ctx, websocket.MessageBinary, []byte("host:/\n\n\x00"))
+		typ, msg, err := ws.Read(ctx)
+		if err != nil || !bytes.HasPrefix(msg, []byte("CONNECTED\nversion:1.2\n")) {
+			t.Fatalf("read %v %q %v", typ, msg, err)
+		}
+		// Two frames batched in one message; each reply is one message.
+		ws.Write(ctx, websocket.MessageText, []byte("SUBSCRIBE\nid:0\ndestination:/q\n\n\x00\nSEND\ndestination:/q\nreceipt:r\n\nhi\x00"))
+		_, msg, _ = ws.Read(ctx)
+		if !bytes.HasPrefix(msg, []byte("MESSAGE\ndestination:/q\nmessage-id:m1\nsubscription:0\n")) || !bytes.HasSuffix(msg, []byte("body1\x00")) {
+			t.Fatalf("got %q", msg)
+		}
+		_, msg, _ = ws.Read(ctx)
+		if string(msg) != "RECEIPT\nreceipt-id:r\n\n\x00" {
+			t.Fatalf("got %q", msg)
+		}
+		ws.Write(ctx, websocket.MessageText, []byte("DISCONNECT\nreceipt:bye\n\n\x00"))
+		_, msg, _ = ws.Read(ctx)
+		if string(msg) != "RECEIPT\nreceipt-id:bye\n\n\x00" {
+			t.Fatalf("got %q", msg)
+		}
+		if _, _, err := ws.Read(ctx); websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+			t.Fatalf("after DISCONNECT: %v", err)
+		}
+		ws.CloseNow()
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
