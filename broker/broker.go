@@ -1,0 +1,215 @@
+// Package broker is an embedded, in-memory STOMP broker: a server.Handler
+// that a Go test or a small deployment starts in one line.
+//
+//	b, err := broker.Start("127.0.0.1:0")          // or broker.New() + b.Pipe()
+//	defer b.Close()
+//	conn, _ := net.Dial("tcp", b.Addr())           // any STOMP client, 1.0 to 1.2
+//
+// Destinations whose name starts with /topic/ fan out: each message goes to
+// the subscribers present when it is sent. Every other destination (/queue/...
+// by convention) is a queue: competing consumers, round-robin, with the ack
+// modes of SUBSCRIBE honoured (auto; client, cumulative; client-individual).
+// A queue subscription holds at most prefetch-count unacknowledged messages
+// (default WithPrefetch, 100; in auto mode, messages handed to the session
+// but not yet written); the rest stay in the queue. NACKed messages and the
+// unacknowledged messages of a subscription that goes away return to the
+// front of the queue and are redelivered with a redelivered:true header. A
+// message leaves a queue only once acknowledged (in auto mode: written to
+// the client's transport).
+//
+// Overflow policy, never a silent drop: a SEND to a queue that already
+// holds WithQueueLimit messages (ready and unacknowledged) is refused with an
+// ERROR "queue full" (carrying the SEND's receipt-id). A topic subscriber
+// that cannot take a message (its session's outbound queue is full, or, in
+// a client ack mode, it has prefetch-count messages unacknowledged) is
+// disconnected with an ERROR "slow consumer"; other subscribers and
+// sessions are not held up. Queue consumers are never disconnected for
+// being slow: their messages wait in the queue.
+//
+// Locking: one mutex guards all broker state. It is held while calling
+// server.Session.Deliver and Session.Close, which never block, and never
+// while the engine writes to a socket.
+package broker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/stompout/stomp/server"
+)
+
+// Option configures a Broker.
+type Option func(*config)
+
+type config struct {
+	users      map[string]string
+	queueLimit int
+	prefetch   int
+	serverOpts []server.Option
+	logger     *slog.Logger
+}
+
+// Defaults of the broker's options.
+const (
+	DefaultQueueLimit = 100000
+	DefaultPrefetch   = 100
+)
+
+// WithUsers makes the broker require a login and passcode from this list
+// (login -> passcode). Without it (or with an empty map) anyone may connect.
+func WithUsers(users map[string]string) Option {
+	return func(c *config) {
+		c.users = make(map[string]string, len(users))
+		for k, v := range users {
+			c.users[k] = v
+		}
+	}
+}
+
+// WithQueueLimit bounds the messages one queue holds (ready plus delivered
+// but unacknowledged). A SEND beyond it fails with an ERROR "queue full".
+// Default 100000; n <= 0 keeps the default.
+func WithQueueLimit(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.queueLimit = n
+		}
+	}
+}
+
+// WithPrefetch sets the number of unacknowledged messages a subscription
+// may hold when its SUBSCRIBE has no prefetch-count header. Default 100.
+func WithPrefetch(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.prefetch = n
+		}
+	}
+}
+
+// WithServerOptions passes options to the server.Server the broker runs
+// its sessions with (heart-beats, limits, name, ...).
+func WithServerOptions(opts ...server.Option) Option {
+	return func(c *config) { c.serverOpts = append(c.serverOpts, opts...) }
+}
+
+// WithLogger sets the broker's logger, also passed to its server unless
+// WithServerOptions sets another one. Default: discard.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// Broker is the embedded broker. It implements server.Handler; its methods
+// are safe for concurrent use.
+type Broker struct {
+	cfg config
+	srv *server.Server
+	ln  net.Listener
+	wg  sync.WaitGroup // Serve and Pipe goroutines
+
+	mu       sync.Mutex // guards everything below
+	queues   map[string]*queue
+	topics   map[string]*topic
+	sessions map[*server.Session]*client
+	seq      uint64 // message ids
+	st       counters
+}
+
+var _ server.Handler = (*Broker)(nil)
+
+// New returns a broker with its own server.Server (see Server), not yet
+// listening anywhere: serve it with Pipe, with b.Server().Serve, or use
+// Start.
+func New(opts ...Option) *Broker {
+	cfg := config{
+		queueLimit: DefaultQueueLimit,
+		prefetch:   DefaultPrefetch,
+		logger:     slog.New(slog.DiscardHandler),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	b := &Broker{
+		cfg:      cfg,
+		queues:   make(map[string]*queue),
+		topics:   make(map[string]*topic),
+		sessions: make(map[*server.Session]*client),
+	}
+	sopts := append([]server.Option{server.WithLogger(cfg.logger)}, cfg.serverOpts...)
+	b.srv = server.New(b, sopts...)
+	return b
+}
+
+// Start is New plus a TCP listener on addr (e.g. "127.0.0.1:0" for an
+// ephemeral port) served on a goroutine of its own. Close or Shutdown stop
+// it.
+func Start(addr string, opts ...Option) (*Broker, error) {
+	b := New(opts...)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	b.ln = ln
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.srv.Serve(ln)
+	}()
+	return b, nil
+}
+
+// Server returns the server.Server that runs the broker's sessions, e.g. to
+// mount its WebSocketHandler or to Serve another listener.
+func (b *Broker) Server() *server.Server { return b.srv }
+
+// Addr returns the host:port of the listener Start opened ("" without
+// Start).
+func (b *Broker) Addr() string {
+	if b.ln == nil {
+		return ""
+	}
+	return b.ln.Addr().String()
+}
+
+// URL returns "tcp://" + Addr().
+func (b *Broker) URL() string { return "tcp://" + b.Addr() }
+
+// Pipe returns the client end of a net.Pipe whose other end the broker
+// serves in-process, on a goroutine that ends with the session. Nothing is
+// buffered in a pipe: a client must read what it is sent.
+func (b *Broker) Pipe() net.Conn {
+	c, s := net.Pipe()
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		b.srv.ServeConn(context.Background(), s)
+	}()
+	return c
+}
+
+// Close closes every session at once and the listener, and returns once
+// their goroutines are gone. Messages held in queues are dropped with the
+// broker.
+func (b *Broker) Close() error {
+	err := b.srv.Close()
+	b.wg.Wait()
+	return err
+}
+
+// Shutdown tells every session (ERROR "server shutting down"), waits for
+// them to end or for ctx, then closes like Close.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	err := b.srv.Shutdown(ctx)
+	b.wg.Wait()
+	if errors.Is(err, server.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

@@ -1,0 +1,211 @@
+package broker
+
+import (
+	"errors"
+
+	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/server"
+)
+
+// qmsg is a message held by a queue. Guarded by Broker.mu.
+type qmsg struct {
+	m           *server.Message // as sent; shared, never modified
+	q           *queue
+	redelivered bool
+	again       *server.Message // m with redelivered:true, made on first redelivery
+}
+
+// message returns what to deliver: m, or its redelivered copy.
+func (qm *qmsg) message() *server.Message {
+	if !qm.redelivered {
+		return qm.m
+	}
+	if qm.again == nil {
+		c := *qm.m
+		c.Header = qm.m.Header.Clone()
+		c.Header.Set("redelivered", "true")
+		qm.again = &c
+	}
+	return qm.again
+}
+
+// queue is a point-to-point destination. Guarded by Broker.mu.
+type queue struct {
+	name      string
+	ready     []*qmsg // waiting for a consumer; ready[head:] in order
+	head      int
+	consumers []*consumer
+	next      int // round-robin position in consumers
+	held      int // ready + unacknowledged + in flight: what WithQueueLimit bounds
+}
+
+func (q *queue) depth() int { return len(q.ready) - q.head }
+
+func (q *queue) push(qm *qmsg) { q.ready = append(q.ready, qm) }
+
+func (q *queue) pop() *qmsg {
+	qm := q.ready[q.head]
+	q.ready[q.head] = nil
+	q.head++
+	if q.head == len(q.ready) {
+		q.ready, q.head = q.ready[:0], 0
+	} else if q.head > 1024 && q.head*2 > len(q.ready) {
+		// Compact, so a long-lived queue does not keep a growing array.
+		n := copy(q.ready, q.ready[q.head:])
+		clear(q.ready[n:])
+		q.ready, q.head = q.ready[:n], 0
+	}
+	return qm
+}
+
+// requeue puts msgs back at the front of the queue, in their order, marked
+// redelivered (they may have reached a client).
+func (q *queue) requeue(msgs []*qmsg) {
+	if len(msgs) == 0 {
+		return
+	}
+	for _, qm := range msgs {
+		qm.redelivered = true
+	}
+	q.unread(msgs)
+}
+
+// unread puts msgs back at the front of the queue, in their order.
+func (q *queue) unread(msgs []*qmsg) {
+	if q.head >= len(msgs) {
+		q.head -= len(msgs)
+		copy(q.ready[q.head:], msgs)
+		return
+	}
+	rest := q.ready[q.head:]
+	ready := make([]*qmsg, 0, len(msgs)+len(rest))
+	ready = append(ready, msgs...)
+	q.ready, q.head = append(ready, rest...), 0
+}
+
+// pushFront puts one message back at the front without marking it.
+func (q *queue) pushFront(qm *qmsg) { q.unread([]*qmsg{qm}) }
+
+// queue returns the queue named name, creating it. b.mu must be held.
+func (b *Broker) queue(name string) *queue {
+	q := b.queues[name]
+	if q == nil {
+		q = &queue{name: name}
+		b.queues[name] = q
+	}
+	return q
+}
+
+// gc forgets q if it holds nothing and has no consumers. b.mu must be held.
+func (b *Broker) gc(q *queue) {
+	if q.held == 0 && len(q.consumers) == 0 && b.queues[q.name] == q {
+		delete(b.queues, q.name)
+	}
+}
+
+// dispatch hands ready messages to consumers with credit, round-robin,
+// until the queue is empty or nobody can take more. b.mu must be held.
+func (b *Broker) dispatch(q *queue) {
+	for q.depth() > 0 {
+		c := q.pick()
+		if c == nil {
+			break
+		}
+		qm := q.pop()
+		if err := b.deliver(c, qm); err != nil {
+			q.pushFront(qm)
+			c.skip = true
+			if errors.Is(err, server.ErrSlowConsumer) {
+				c.cl.stalled = true
+			}
+		}
+	}
+	for _, c := range q.consumers {
+		c.skip = false
+	}
+	b.gc(q)
+}
+
+// pick returns the next consumer, round-robin, that has credit, or nil.
+func (q *queue) pick() *consumer {
+	n := len(q.consumers)
+	for i := range n {
+		j := (q.next + i) % n
+		if c := q.consumers[j]; !c.skip && c.credit() {
+			q.next = (j + 1) % n
+			return c
+		}
+	}
+	return nil
+}
+
+// deliver hands qm to c's session. b.mu must be held.
+func (b *Broker) deliver(c *consumer, qm *qmsg) error {
+	d := server.Delivery{Subscription: c.sub.ID, Message: qm.message()}
+	cl := c.cl
+	auto := c.auto()
+	d.Written = func(err error) { b.written(cl, c, qm, auto, err) }
+	if err := cl.sess.Deliver(d); err != nil {
+		return err
+	}
+	if auto {
+		c.inflight++
+	} else {
+		c.unacked = append(c.unacked, qm)
+	}
+	b.st.out++
+	if qm.redelivered {
+		b.st.redelivered++
+	}
+	return nil
+}
+
+// written is the Written callback of every queue delivery, on the
+// session's writer goroutine. In auto mode a written message is consumed
+// and an unwritten one goes back to the queue; either way, a session that
+// found its outbound queue full gets another try.
+func (b *Broker) written(cl *client, c *consumer, qm *qmsg, auto bool, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := qm.q
+	if auto {
+		c.inflight--
+		switch {
+		case err == nil:
+			q.held--
+			b.st.acked++
+		case errors.Is(err, frame.ErrUnencodable):
+			// The subscriber's version cannot carry this message's
+			// headers; redelivering would fail forever.
+			q.held--
+			b.st.undeliverable++
+			b.cfg.logger.Warn("stomp message not encodable for subscriber; dropped", "queue", q.name, "id", qm.m.ID, "err", err)
+		case errors.Is(err, server.ErrSessionClosed):
+			q.pushFront(qm) // never written: not a redelivery
+		default:
+			q.requeue([]*qmsg{qm})
+		}
+		b.dispatch(q)
+	} else if errors.Is(err, frame.ErrUnencodable) {
+		for i, o := range c.unacked {
+			if o == qm {
+				c.unacked = append(c.unacked[:i], c.unacked[i+1:]...)
+				q.held--
+				b.st.undeliverable++
+				b.cfg.logger.Warn("stomp message not encodable for subscriber; dropped", "queue", q.name, "id", qm.m.ID, "err", err)
+				break
+			}
+		}
+	}
+	if cl.stalled {
+		cl.stalled = false
+		for _, o := range cl.subs {
+			if o.q != nil && o.q != q {
+				b.dispatch(o.q)
+			}
+		}
+		if !auto {
+			b.dispatch(q)
+		}
+	}
+}

@@ -1,0 +1,65 @@
+package broker
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/stompout/stomp/server"
+)
+
+// topic is a publish-subscribe destination: it keeps no messages. Guarded
+// by Broker.mu.
+type topic struct {
+	name string
+	subs map[*consumer]struct{}
+}
+
+// topic returns the topic named name, creating it. b.mu must be held.
+func (b *Broker) topic(name string) *topic {
+	t := b.topics[name]
+	if t == nil {
+		t = &topic{name: name, subs: make(map[*consumer]struct{})}
+		b.topics[name] = t
+	}
+	return t
+}
+
+// publish delivers m to every current subscriber of its topic. A
+// subscriber that cannot take it is disconnected with an ERROR "slow
+// consumer" rather than silently skipped. b.mu must be held.
+func (b *Broker) publish(m *server.Message) {
+	t := b.topics[m.Destination]
+	if t == nil {
+		return
+	}
+	for c := range t.subs {
+		if !c.auto() && c.pending >= c.prefetch {
+			b.slow(c, strconv.Itoa(c.pending)+" messages unacknowledged on subscription "+c.sub.ID)
+			continue
+		}
+		err := c.cl.sess.Deliver(server.Delivery{Subscription: c.sub.ID, Message: m})
+		switch {
+		case err == nil:
+			b.st.out++
+			if !c.auto() {
+				c.pending++
+			}
+		case errors.Is(err, server.ErrSlowConsumer):
+			b.slow(c, "outbound queue full on subscription "+c.sub.ID)
+		}
+		// ErrSessionClosed, ErrUnknownSubscription: it is leaving; its
+		// Unsubscribe or Disconnect is on the way.
+	}
+}
+
+// slow ends c's session with an ERROR "slow consumer" and detaches c at
+// once, so that no more messages are offered to it. b.mu must be held.
+func (b *Broker) slow(c *consumer, why string) {
+	b.st.slow++
+	delete(c.t.subs, c)
+	delete(c.cl.subs, c.sub.ID)
+	c.cl.sess.Close(&server.ApplicationError{
+		Message: "slow consumer",
+		Body:    c.t.name + ": " + why + "; disconnected rather than drop messages",
+	})
+}
