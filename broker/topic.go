@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/stompout/stomp/frame"
 	"github.com/stompout/stomp/server"
 )
 
@@ -46,6 +47,9 @@ func (b *Broker) publish(m *server.Message) {
 			}
 		case errors.Is(err, server.ErrSlowConsumer):
 			b.slow(c, "outbound queue full on subscription "+c.sub.ID)
+		case errors.Is(err, frame.ErrUnencodable):
+			b.st.undeliverable++
+			b.cfg.logger.Warn("stomp message not encodable for subscriber; skipped", "topic", t.name, "id", m.ID, "err", err)
 		}
 		// ErrSessionClosed, ErrUnknownSubscription: it is leaving; its
 		// Unsubscribe or Disconnect is on the way.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+
+	"github.com/stompout/stomp/frame"
 )
 
 // deliverOnSubscribe makes the recorder push n messages to every new
@@ -260,5 +262,21 @@ func TestSessionClose(t *testing.T) {
 		if s.Context().Err() == nil {
 			t.Fatal("session context not cancelled")
 		}
+	})
+}
+
+func TestDeliverUnencodable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		c := dial(t, testServer(rec))
+		c.connect("1.0", "s1")
+		c.send("SUBSCRIBE\nid:0\ndestination:/q\nreceipt:r\n\n\x00")
+		c.expect("RECEIPT\nreceipt-id:r\n\n\x00")
+		m := &Message{ID: "x"}
+		m.Header.Add("multi", "line\nvalue")
+		if err := rec.sessions[0].Deliver(Delivery{Subscription: "0", Message: m}); !errors.Is(err, frame.ErrUnencodable) {
+			t.Fatalf("Deliver = %v", err)
+		}
+		c.close()
 	})
 }

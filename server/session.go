@@ -38,7 +38,8 @@ type Session struct {
 	r        *frame.Reader
 	tr       *touchReader
 	txs      map[string]*transaction
-	txFrames int // frames buffered in txs
+	txFrames int  // frames buffered in txs
+	said     bool // Handler.Disconnect was called (for a DISCONNECT frame)
 
 	// Set once by the reader before CONNECTED is queued; read by Deliver
 	// after connected is true.
@@ -186,13 +187,20 @@ func (s *Session) run() error {
 	s.mu.Lock()
 	cause = s.cause
 	s.mu.Unlock()
+	if !errors.Is(cause, ErrConnectionLost) {
+		// Keep reading (and discarding) until the writer has written the
+		// last frame and closed the transport, or the linger time ran out:
+		// closing a TCP socket with unread input resets it, and the client
+		// could lose the ERROR or RECEIPT.
+		io.Copy(io.Discard, s.rw)
+	}
 
 	h := s.srv.h
 	if cause != nil && !errors.Is(cause, ErrConnectionLost) && !errors.Is(cause, ErrSessionClosed) && !errors.Is(cause, ErrServerClosed) {
 		h.Error(s.ctx, s, cause)
 	}
 	s.txs = nil
-	if s.connected.Load() && cause != nil { // a DISCONNECT already called Disconnect(nil)
+	if s.connected.Load() && !s.said {
 		s.mu.Lock()
 		clear(s.subs)
 		s.mu.Unlock()

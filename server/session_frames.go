@@ -406,6 +406,7 @@ func (s *Session) onDisconnect(f *frame.Frame) error {
 	s.mu.Lock()
 	clear(s.subs)
 	s.mu.Unlock()
+	s.said = true
 	s.srv.h.Disconnect(s.ctx, s, nil)
 	var rf *frame.Frame
 	if r, ok := f.Header.Lookup(frame.HdrReceipt); ok {

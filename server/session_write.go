@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/stompout/stomp/frame"
@@ -46,9 +47,10 @@ type hbStart struct {
 // d.Subscription and returns at once; the writer goroutine writes it. It is
 // safe to call from any goroutine, handlers included, and never blocks: it
 // fails with ErrUnknownSubscription if there is no such subscription,
-// ErrSessionClosed if the session is ending and ErrSlowConsumer if the
+// ErrSessionClosed if the session is ending, ErrSlowConsumer if the
 // session already holds WithOutboundQueue undelivered messages (the client
-// is not reading). When it fails, nothing was queued and d.Written is not
+// is not reading), and an error wrapping frame.ErrUnencodable if a header of
+// m cannot be written in the session's version (a newline in 1.0, say). When it fails, nothing was queued and d.Written is not
 // called.
 //
 // The engine sets the MESSAGE headers destination (m.Destination, or the
@@ -71,6 +73,12 @@ func (s *Session) Deliver(d Delivery) error {
 	if s.outMsgs >= s.srv.cfg.outbound {
 		s.mu.Unlock()
 		return ErrSlowConsumer
+	}
+	for k, v := range m.Header.All() {
+		if !encodable(s.version, k, v) {
+			s.mu.Unlock()
+			return fmt.Errorf("server: header %q cannot be encoded in STOMP %s: %w", k, s.version, frame.ErrUnencodable)
+		}
 	}
 	msgID := m.ID
 	if msgID == "" {
@@ -107,6 +115,19 @@ func (s *Session) Deliver(d Delivery) error {
 	s.mu.Unlock()
 	s.signal()
 	return nil
+}
+
+// encodable reports whether a MESSAGE header entry can be written in
+// version v (what frame.Writer refuses: newlines and colons in 1.0, a
+// trailing carriage return before 1.2, an empty name).
+func encodable(v frame.Version, key, value string) bool {
+	if key == "" {
+		return false
+	}
+	if v != frame.V12 && (strings.HasSuffix(key, "\r") || strings.HasSuffix(value, "\r")) {
+		return false
+	}
+	return v != frame.V10 || (!strings.ContainsAny(key, ":\n") && !strings.Contains(value, "\n"))
 }
 
 // enqueue queues a frame the engine produced (CONNECTED, RECEIPT), waiting
@@ -234,12 +255,15 @@ func (s *Session) writeLoop() {
 		}
 
 		final := false
-		errs := make(map[int]error)
+		var errs map[int]error // frames that could not be encoded
 		for i := range batch {
 			it := &batch[i]
 			if it.f != nil && broken == nil {
 				if err := w.WriteFrame(it.f); err != nil {
 					// Nothing was buffered: skip the frame.
+					if errs == nil {
+						errs = make(map[int]error)
+					}
 					errs[i] = err
 					s.srv.cfg.logger.Warn("stomp frame not encodable", "session", s.id, "frame", it.f.String(), "err", err)
 				} else if mw != nil {
