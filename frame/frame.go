@@ -178,18 +178,24 @@ func (f *Frame) ContentLength() (n int, ok bool, err error) {
 }
 
 // parseLength parses a content-length value strictly: decimal digits only,
-// no sign, no spaces, at most 18 digits (no overflow).
+// no sign, no spaces, at most 18 digits, and no overflow of int (which the
+// digit count alone does not rule out where int has 32 bits).
 func parseLength(v string) (int, error) {
 	if v == "" || len(v) > 18 {
 		return 0, ErrBadContentLength
 	}
+	const maxInt = int(^uint(0) >> 1)
 	n := 0
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if c < '0' || c > '9' {
 			return 0, ErrBadContentLength
 		}
-		n = n*10 + int(c-'0')
+		d := int(c - '0')
+		if n > (maxInt-d)/10 {
+			return 0, ErrBadContentLength
+		}
+		n = n*10 + d
 	}
 	return n, nil
 }

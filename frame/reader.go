@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 )
 
@@ -70,25 +71,28 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 	f.Command, f.Body = "", nil
 	f.Header.Reset()
 
-	// Heart-beats, or the first byte of a frame.
-	b, err := r.br.ReadByte()
-	if err != nil {
+	// Heart-beats, or the first byte of a frame. Peek rather than
+	// ReadByte+UnreadByte: a CR not followed by LF must stay in the stream
+	// (it belongs to the command line), and bufio cannot unread a byte once
+	// Peek has been called.
+	b, err := r.br.Peek(1)
+	if len(b) == 0 {
 		return nil, err
 	}
-	switch {
-	case b == '\n':
+	switch b[0] {
+	case '\n':
+		r.br.Discard(1)
 		r.off++
 		r.skipEOLs()
 		return f, nil
-	case b == '\r':
-		if n, _ := r.br.Peek(1); len(n) == 1 && n[0] == '\n' {
-			r.br.Discard(1)
+	case '\r':
+		if b, _ := r.br.Peek(2); len(b) == 2 && b[1] == '\n' {
+			r.br.Discard(2)
 			r.off += 2
 			r.skipEOLs()
 			return f, nil
 		}
 	}
-	r.br.UnreadByte()
 
 	start := r.off
 	line, err := r.readLine("")
@@ -120,7 +124,9 @@ func (r *Reader) readLine(cmd string) ([]byte, error) {
 	if err == bufio.ErrBufferFull {
 		r.line = append(r.line[:0], line...)
 		for err == bufio.ErrBufferFull {
-			if len(r.line) > max+1 { // +1: a CR of the CRLF may be in it
+			// A CR of the CRLF may be in it, hence -1 (max+1 would
+			// overflow when the limit is off).
+			if len(r.line)-1 > max {
 				return nil, &LimitError{Err: ErrLineTooLong, Command: cmd, Limit: max, Size: len(r.line)}
 			}
 			line, err = r.br.ReadSlice('\n')
@@ -130,10 +136,12 @@ func (r *Reader) readLine(cmd string) ([]byte, error) {
 	}
 	r.off += int64(len(line))
 	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+		// Over the limit whatever follows: say so, as a read in smaller
+		// pieces would have before it met the end of the stream.
+		if len(line)-1 > max {
+			return nil, &LimitError{Err: ErrLineTooLong, Command: cmd, Limit: max, Size: len(line)}
 		}
-		return nil, err
+		return nil, unexpected(err)
 	}
 	line = line[:len(line)-1]
 	if len(line) > 0 && line[len(line)-1] == '\r' {
@@ -150,7 +158,6 @@ func (r *Reader) readLine(cmd string) ([]byte, error) {
 func (r *Reader) readHeaders(cmd string, start int64) error {
 	r.hdr, r.spans = r.hdr[:0], r.spans[:0]
 	escaped := r.version.escapes(cmd)
-	size := int(r.off - start) // the command line counts toward the frame
 	for n := 0; ; n++ {
 		at := r.off
 		line, err := r.readLine(cmd)
@@ -163,65 +170,66 @@ func (r *Reader) readHeaders(cmd string, start int64) error {
 		if n >= r.limits.MaxHeaders {
 			return &LimitError{Err: ErrTooManyHeaders, Command: cmd, Limit: r.limits.MaxHeaders, Size: n + 1}
 		}
-		size += len(line)
-		if size > r.limits.MaxFrameSize {
+		// The command line and every header line, EOLs included, count
+		// toward the frame, as they do in readBody.
+		if size := int(r.off - start); size > r.limits.MaxFrameSize {
 			return &LimitError{Err: ErrFrameTooLarge, Command: cmd, Limit: r.limits.MaxFrameSize, Size: size}
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
 			return &ProtocolError{Err: ErrMalformedHeader, Command: cmd, Offset: at, Detail: quote(line)}
 		}
-		key, value := line[:colon], line[colon+1:]
-		if escaped {
-			var ok bool
-			if key, ok = r.unescape(key); ok {
-				value, ok = r.unescape(value)
-			}
-			if !ok {
-				return &ProtocolError{Err: ErrBadEscape, Command: cmd, Offset: at, Detail: quote(line)}
+		// Decode into r.hdr rather than in place, so that the line stays as
+		// it came for the error message.
+		ks := len(r.hdr)
+		var ok bool
+		if r.hdr, ok = r.appendText(r.hdr, line[:colon], escaped); ok {
+			ke := len(r.hdr)
+			if r.hdr, ok = r.appendText(r.hdr, line[colon+1:], escaped); ok {
+				r.spans = append(r.spans, ks, ke, len(r.hdr))
 			}
 		}
-		r.hdr = append(r.hdr, key...)
-		ke := len(r.hdr)
-		r.hdr = append(r.hdr, value...)
-		r.spans = append(r.spans, ke-len(key), ke, len(r.hdr))
+		if !ok {
+			return &ProtocolError{Err: ErrBadEscape, Command: cmd, Offset: at, Detail: quote(line)}
+		}
 	}
 }
 
-// unescape decodes b in place and returns the decoded prefix; ok is false
-// on an undefined escape (including \r in 1.1 and a trailing backslash).
-func (r *Reader) unescape(b []byte) ([]byte, bool) {
-	i := bytes.IndexByte(b, '\\')
-	if i < 0 {
-		return b, true
+// appendText appends a header name or value to dst, decoding its escapes
+// if escaped is set; ok is false on an undefined escape (including \r
+// before 1.2 and a trailing backslash).
+func (r *Reader) appendText(dst, b []byte, escaped bool) (_ []byte, ok bool) {
+	if !escaped {
+		return append(dst, b...), true
 	}
-	out := b[:i]
-	for ; i < len(b); i++ {
-		c := b[i]
-		if c == '\\' {
-			i++
-			if i == len(b) {
-				return nil, false
-			}
-			switch b[i] {
-			case 'n':
-				c = '\n'
-			case 'c':
-				c = ':'
-			case '\\':
-				c = '\\'
-			case 'r':
-				if r.version != V12 {
-					return nil, false
-				}
-				c = '\r'
-			default:
-				return nil, false
-			}
+	for {
+		i := bytes.IndexByte(b, '\\')
+		if i < 0 {
+			return append(dst, b...), true
 		}
-		out = append(out, c)
+		dst = append(dst, b[:i]...)
+		if i+1 == len(b) {
+			return dst, false
+		}
+		var c byte
+		switch b[i+1] {
+		case 'n':
+			c = '\n'
+		case 'c':
+			c = ':'
+		case '\\':
+			c = '\\'
+		case 'r':
+			if r.version != V12 {
+				return dst, false
+			}
+			c = '\r'
+		default:
+			return dst, false
+		}
+		dst = append(dst, c)
+		b = b[i+2:]
 	}
-	return out, true
 }
 
 // makeHeader turns r.hdr into one string and the entries of f.Header into
@@ -258,19 +266,34 @@ func (r *Reader) readBody(f *Frame, start int64) error {
 	return r.readToNUL(f, size)
 }
 
+// checkBody checks a body of n bytes (or at least n, while it is being
+// read) after head bytes of command and headers against the limits. When
+// both are exceeded it reports the one that the bytes crossed first, so that
+// the error does not depend on how the input was cut into reads. It is
+// written so that nothing overflows when a limit is off and n is near the
+// largest int.
 func (r *Reader) checkBody(cmd string, head, n int) error {
-	if n > r.limits.MaxBodySize {
-		return &LimitError{Err: ErrBodyTooLarge, Command: cmd, Limit: r.limits.MaxBodySize, Size: n}
+	maxBody, maxFrame := r.limits.MaxBodySize, r.limits.MaxFrameSize
+	bodyOver := n > maxBody
+	frameOver := n > maxFrame-head-1 // head+n+1 > maxFrame
+	// The body limit is crossed by byte maxBody+1 of the body, the frame
+	// limit by byte maxFrame-head.
+	if bodyOver && (!frameOver || maxBody+1 <= maxFrame-head) {
+		return &LimitError{Err: ErrBodyTooLarge, Command: cmd, Limit: maxBody, Size: n}
 	}
-	if head+n+1 > r.limits.MaxFrameSize {
-		return &LimitError{Err: ErrFrameTooLarge, Command: cmd, Limit: r.limits.MaxFrameSize, Size: head + n + 1}
+	if frameOver {
+		size := head + n + 1
+		if size < n {
+			size = int(^uint(0) >> 1)
+		}
+		return &LimitError{Err: ErrFrameTooLarge, Command: cmd, Limit: maxFrame, Size: size}
 	}
 	return nil
 }
 
 // readSized reads exactly n body bytes, then the NUL.
 func (r *Reader) readSized(f *Frame, n int) error {
-	if n+1 <= r.br.Size() {
+	if n < r.br.Size() { // n+1 <= Size, without overflow
 		b, err := r.br.Peek(n + 1)
 		if err != nil {
 			return unexpected(err)
@@ -285,14 +308,23 @@ func (r *Reader) readSized(f *Frame, n int) error {
 		}
 		return nil
 	}
-	if cap(r.body) < n {
-		r.body = make([]byte, n) // n was checked against the limits
+	// The scratch grows as the bytes arrive instead of being sized by the
+	// peer's word: a content-length that announces much and sends little
+	// costs what was sent (at most twice that), not what was announced.
+	body := r.body[:0]
+	for len(body) < n {
+		if len(body) == cap(body) {
+			body = slices.Grow(body, min(n-len(body), max(len(body), r.br.Size())))
+		}
+		m, err := r.br.Read(body[len(body):min(n, cap(body))])
+		body = body[:len(body)+m]
+		r.off += int64(m)
+		if err != nil {
+			r.body = body
+			return unexpected(err)
+		}
 	}
-	body := r.body[:n]
-	if _, err := io.ReadFull(r.br, body); err != nil {
-		return unexpected(err)
-	}
-	r.off += int64(n)
+	r.body = body
 	nul, err := r.br.ReadByte()
 	if err != nil {
 		return unexpected(err)
@@ -301,7 +333,7 @@ func (r *Reader) readSized(f *Frame, n int) error {
 		return &ProtocolError{Err: ErrMissingNUL, Command: f.Command, Offset: r.off}
 	}
 	r.off++
-	f.Body = body
+	f.Body = body[:n:n]
 	return nil
 }
 
@@ -321,6 +353,10 @@ func (r *Reader) readToNUL(f *Frame, head int) error {
 	}
 	r.off += int64(len(b))
 	if err != nil {
+		// As in readLine: the limits first, whatever the read size.
+		if err := r.checkBody(f.Command, head, len(b)); err != nil {
+			return err
+		}
 		return unexpected(err)
 	}
 	n := len(b) - 1

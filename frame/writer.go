@@ -72,8 +72,8 @@ func (w *Writer) WriteHeartBeat() error { return w.bw.WriteByte('\n') }
 // be encoded in the Writer's version: an unknown or empty command, a body
 // on a command that may not carry one, an empty header name, or a header
 // that the version cannot escape (any newline, or a colon in a name, in
-// 1.0 and in CONNECT/CONNECTED; a trailing carriage return before 1.2)
-// are all errors wrapping ErrUnencodable, ErrUnknownCommand,
+// 1.0 and in CONNECT/CONNECTED; a carriage return ending a value before
+// 1.2) are all errors wrapping ErrUnencodable, ErrUnknownCommand,
 // ErrBodyNotAllowed or ErrMalformedHeader.
 func (w *Writer) WriteFrame(f *Frame) error {
 	if !IsCommand(f.Command) {
@@ -117,8 +117,10 @@ func (w *Writer) check(f *Frame) (withLength bool, err error) {
 		switch {
 		case h.key == "":
 			return bad(ErrMalformedHeader, h.key+":"+h.value)
+		// A CR ending a value would be read back as half of a CRLF and
+		// lost; one ending a name is safe, the colon follows it.
 		case !escaped && (strings.ContainsAny(h.key, ":\n") || strings.IndexByte(h.value, '\n') >= 0),
-			(!escaped || w.version != V12) && (strings.HasSuffix(h.key, "\r") || strings.HasSuffix(h.value, "\r")):
+			(!escaped || w.version != V12) && strings.HasSuffix(h.value, "\r"):
 			return bad(ErrUnencodable, h.key+":"+h.value)
 		}
 	}
