@@ -32,12 +32,14 @@ const (
 // not written through until Flush (or until the buffer fills), so a
 // goroutine that writes many frames and then flushes once costs one write
 // to the underlying connection. It is owned by one goroutine: its methods
-// are not safe for concurrent use. WriteFrame does not allocate.
+// are not safe for concurrent use. WriteFrame does not allocate once a
+// scratch buffer for the command and header lines has grown to fit them
+// (it keeps up to 64 KiB of it between frames).
 type Writer struct {
 	bw      *bufio.Writer
 	version Version
 	mode    ContentLengthMode
-	num     [20]byte
+	head    []byte // scratch: the command and header lines of one frame
 }
 
 // NewWriter returns a Writer with a DefaultBufferSize buffer, version 1.0
@@ -83,28 +85,44 @@ func (w *Writer) WriteFrame(f *Frame) error {
 	if err != nil {
 		return err
 	}
+	// The command and headers are put together with appends in a scratch
+	// buffer and handed to bufio in one piece: many small bufio calls cost
+	// more than the copy.
 	escaped := w.version.escapes(f.Command)
-	bw := w.bw
-	bw.WriteString(f.Command)
-	bw.WriteByte('\n')
+	b := append(w.head[:0], f.Command...)
+	b = append(b, '\n')
 	for _, h := range f.Header.fields {
 		if h.key == HdrContentLength {
 			continue
 		}
-		w.writeText(h.key, escaped)
-		bw.WriteByte(':')
-		w.writeText(h.value, escaped)
-		bw.WriteByte('\n')
+		b = w.appendText(b, h.key, escaped)
+		b = append(b, ':')
+		b = w.appendText(b, h.value, escaped)
+		b = append(b, '\n')
 	}
 	if withLength {
-		bw.WriteString("content-length:")
-		bw.Write(strconv.AppendInt(w.num[:0], int64(len(f.Body)), 10))
-		bw.WriteByte('\n')
+		b = append(b, "content-length:"...)
+		b = strconv.AppendInt(b, int64(len(f.Body)), 10)
+		b = append(b, '\n')
 	}
-	bw.WriteByte('\n')
+	b = append(b, '\n')
+	if cap(b) <= maxScratch {
+		w.head = b
+	}
+	bw := w.bw
+	bw.Write(b)
+	if len(f.Body) >= bw.Size() {
+		// bufio would copy what fits of the body into its buffer and then
+		// write that; flushing first lets it write the body straight
+		// through, with no copy and no more writes.
+		bw.Flush()
+	}
 	bw.Write(f.Body)
 	return bw.WriteByte(0)
 }
+
+// maxScratch bounds the scratch a Writer keeps between frames.
+const maxScratch = 64 << 10
 
 // check validates f for the Writer's version and says whether to write a
 // content-length header.
@@ -119,7 +137,8 @@ func (w *Writer) check(f *Frame) (withLength bool, err error) {
 			return bad(ErrMalformedHeader, h.key+":"+h.value)
 		// A CR ending a value would be read back as half of a CRLF and
 		// lost; one ending a name is safe, the colon follows it.
-		case !escaped && (strings.ContainsAny(h.key, ":\n") || strings.IndexByte(h.value, '\n') >= 0),
+		case !escaped && (strings.IndexByte(h.key, ':') >= 0 || strings.IndexByte(h.key, '\n') >= 0 ||
+			strings.IndexByte(h.value, '\n') >= 0),
 			(!escaped || w.version != V12) && strings.HasSuffix(h.value, "\r"):
 			return bad(ErrUnencodable, h.key+":"+h.value)
 		}
@@ -142,28 +161,24 @@ func (w *Writer) check(f *Frame) (withLength bool, err error) {
 	return f.Header.Has(HdrContentLength) || bytes.IndexByte(f.Body, 0) >= 0, nil
 }
 
-// writeText writes a header name or value, escaping it if asked to.
-func (w *Writer) writeText(s string, escaped bool) {
-	if !escaped || !strings.ContainsAny(s, "\\\n:\r") {
-		w.bw.WriteString(s)
-		return
+// escapeOf gives, for each byte that 1.1 and 1.2 escape, the letter that
+// follows the backslash (\r only in 1.2).
+var escapeOf = [256]byte{'\\': '\\', '\n': 'n', ':': 'c', '\r': 'r'}
+
+// appendText appends a header name or value to b, escaping it if asked to.
+func (w *Writer) appendText(b []byte, s string, escaped bool) []byte {
+	if !escaped {
+		return append(b, s...)
 	}
+	start := 0
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '\\':
-			w.bw.WriteString(`\\`)
-		case '\n':
-			w.bw.WriteString(`\n`)
-		case ':':
-			w.bw.WriteString(`\c`)
-		case '\r':
-			if w.version == V12 {
-				w.bw.WriteString(`\r`)
-			} else {
-				w.bw.WriteByte(c)
-			}
-		default:
-			w.bw.WriteByte(c)
+		e := escapeOf[s[i]]
+		if e == 0 || e == 'r' && w.version != V12 {
+			continue
 		}
+		b = append(b, s[start:i]...)
+		b = append(b, '\\', e)
+		start = i + 1
 	}
+	return append(b, s[start:]...)
 }

@@ -347,3 +347,39 @@ func TestRoundTrip(t *testing.T) {
 		roundTrip(t, v, fr("MESSAGE", "", "a:b\nc", "\n:\\"))
 	}
 }
+
+// TestWriterScratch: the scratch for the header block is reused, and not
+// kept once a frame has made it huge.
+func TestWriterScratch(t *testing.T) {
+	w := NewWriter(io.Discard)
+	if err := w.WriteFrame(fr("SEND", "", "k", strings.Repeat("v", 2*maxScratch))); err != nil {
+		t.Fatal(err)
+	}
+	if cap(w.head) > maxScratch {
+		t.Errorf("kept a %d-byte scratch, more than %d", cap(w.head), maxScratch)
+	}
+	if err := w.WriteFrame(typicalMessage()); err != nil {
+		t.Fatal(err)
+	}
+	if cap(w.head) == 0 {
+		t.Error("scratch not kept after a small frame")
+	}
+}
+
+// TestWriterBigBodyStraightThrough: a body larger than the buffer goes to
+// the underlying writer in one piece, after what was buffered.
+func TestWriterBigBodyStraightThrough(t *testing.T) {
+	var cw countWriter
+	w := NewWriterSize(&cw, 64)
+	body := strings.Repeat("b", 1000)
+	w.WriteFrame(fr("SEND", "", "destination", "/small"))
+	w.WriteFrame(fr("SEND", body, "destination", "/big"))
+	w.Flush()
+	// buffered frame and headers; the body; the NUL.
+	if cw.writes != 3 {
+		t.Errorf("%d writes, want 3", cw.writes)
+	}
+	if got, want := cw.String(), "SEND\ndestination:/small\n\n\x00SEND\ndestination:/big\n\n"+body+"\x00"; got != want {
+		t.Errorf("wrote %q", got)
+	}
+}
