@@ -207,7 +207,7 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 func (srv *Server) Close() error {
 	for _, s := range srv.stop() {
 		s.shutdown(ErrServerClosed, nil)
-		s.closeTransport()
+		s.abortTransport()
 	}
 	srv.wg.Wait()
 	return nil

@@ -164,6 +164,7 @@ type touchReader struct {
 	mon *heartbeat.Monitor // nil until CONNECT negotiated heart-beats
 }
 
+// Read reads from the transport and touches the monitor if data came.
 func (t *touchReader) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
 	if n > 0 && t.mon != nil {
@@ -182,7 +183,7 @@ func (s *Session) run() error {
 	// rather than after the linger time.
 	s.shutdown(cause, nil)
 	if errors.Is(cause, ErrConnectionLost) {
-		s.closeTransport()
+		s.abortTransport()
 	}
 	s.mu.Lock()
 	cause = s.cause
@@ -296,7 +297,20 @@ func (s *Session) errorFrame(err error, receipt string) *frame.Frame {
 	return f
 }
 
-// closeTransport closes the transport once.
+// closeTransport closes the transport once, gracefully (a WebSocket
+// close handshake).
 func (s *Session) closeTransport() {
 	s.rwClose.Do(func() { s.rw.Close() })
+}
+
+// abortTransport closes the transport once, at once (no WebSocket close
+// handshake): for dead peers, the linger timeout and Server.Close.
+func (s *Session) abortTransport() {
+	s.rwClose.Do(func() {
+		if a, ok := s.rw.(interface{ CloseNow() error }); ok {
+			a.CloseNow()
+			return
+		}
+		s.rw.Close()
+	})
 }

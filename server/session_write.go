@@ -166,7 +166,7 @@ func (s *Session) shutdown(cause error, ef *frame.Frame) {
 	s.closing = true
 	s.cause = cause
 	s.out = append(s.out, outItem{f: ef, final: true})
-	s.linger = time.AfterFunc(s.srv.cfg.linger, s.closeTransport)
+	s.linger = time.AfterFunc(s.srv.cfg.linger, s.abortTransport)
 	s.mu.Unlock()
 	close(s.closed)
 	s.signal()
@@ -217,7 +217,7 @@ func (s *Session) writeLoop() {
 	fail := func(err error) {
 		broken = fmt.Errorf("%w: %w", ErrConnectionLost, err)
 		s.shutdown(broken, nil)
-		s.closeTransport()
+		s.abortTransport()
 	}
 	var batch []outItem
 	for {
@@ -235,7 +235,7 @@ func (s *Session) writeLoop() {
 		case <-dead:
 			dead = nil
 			s.shutdown(mon.Err(), nil)
-			s.closeTransport()
+			s.abortTransport()
 			continue
 		case <-connC:
 			connC = nil

@@ -64,6 +64,7 @@ type wsConn struct {
 	buf    []byte      // the message being written; writer goroutine
 }
 
+// Read reads the client's messages as one stream, whatever their type.
 func (w *wsConn) Read(p []byte) (int, error) {
 	for {
 		if w.r == nil {
@@ -90,6 +91,7 @@ func (w *wsConn) Read(p []byte) (int, error) {
 	}
 }
 
+// Write adds p to the message EndMessage will send.
 func (w *wsConn) Write(p []byte) (int, error) {
 	w.buf = append(w.buf, p...)
 	return len(p), nil
@@ -117,6 +119,13 @@ func (w *wsConn) EndMessage() error {
 // by coder/websocket's own timeouts.
 func (w *wsConn) Close() error {
 	err := w.c.Close(websocket.StatusNormalClosure, "")
+	w.cancel()
+	return err
+}
+
+// CloseNow closes the WebSocket without a close handshake.
+func (w *wsConn) CloseNow() error {
+	err := w.c.CloseNow()
 	w.cancel()
 	return err
 }
