@@ -1,0 +1,285 @@
+package stomp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/heartbeat"
+)
+
+// request is one frame on its way to the writer goroutine. Requests are
+// pooled: the caller fills one, queues it, and returns it to the pool once
+// the writer has answered on done.
+type request struct {
+	f     frame.Frame
+	mode  frame.ContentLengthMode
+	state atomic.Int32 // reqQueued -> reqClaimed (writer) or reqAbandoned (caller)
+	done  chan error   // capacity 1: the writer's answer, once flushed
+}
+
+const (
+	reqQueued int32 = iota
+	reqClaimed
+	reqAbandoned
+)
+
+var requestPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
+
+func (c *Conn) newRequest(cmd string) *request {
+	req := requestPool.Get().(*request)
+	req.f.Command = cmd
+	req.f.Header.Reset()
+	req.f.Body = nil
+	req.mode = frame.ContentLengthAuto
+	req.state.Store(reqQueued)
+	return req
+}
+
+func freeRequest(req *request) {
+	req.f.Body = nil
+	requestPool.Put(req)
+}
+
+// addHeaders appends the caller's extra headers.
+func addHeaders(h *frame.Header, kvs [][2]string) {
+	for _, kv := range kvs {
+		h.Add(kv[0], kv[1])
+	}
+}
+
+// do queues req for the writer and waits until it is flushed. With a
+// receipt asked for in cc, it registers the future first and resolves it
+// with the error if the frame is not sent.
+//
+// If ctx ends while req is still queued, req is withdrawn and do returns
+// ctx.Err(); once the writer has started on it, do waits for the write to
+// finish (it still refers to the caller's body), which WithWriteTimeout
+// bounds.
+func (c *Conn) do(ctx context.Context, req *request, cc *callConfig) error {
+	var r *Receipt
+	if cc.receipt != nil {
+		r = newReceipt(c.rcptIDs.next("rcpt-"))
+		*cc.receipt = r
+		req.f.Header.Add(frame.HdrReceipt, r.id)
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			err := c.closedErr()
+			r.resolve(err)
+			freeRequest(req)
+			return err
+		}
+		c.receipts[r.id] = r
+		c.mu.Unlock()
+	}
+	err := c.write(ctx, req)
+	if err != nil && r != nil {
+		c.mu.Lock()
+		if c.receipts != nil {
+			delete(c.receipts, r.id)
+		}
+		c.mu.Unlock()
+		r.resolve(err)
+	}
+	return err
+}
+
+// write queues req and waits for the writer's answer; it frees req when
+// the writer is done with it.
+func (c *Conn) write(ctx context.Context, req *request) error {
+	select {
+	case c.writeq <- req:
+	case <-c.closing:
+		freeRequest(req)
+		return c.closedErr()
+	case <-ctx.Done():
+		freeRequest(req)
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		freeRequest(req)
+		return err
+	case <-c.done:
+		return c.closedErr()
+	case <-ctx.Done():
+		if req.state.CompareAndSwap(reqQueued, reqAbandoned) {
+			return ctx.Err() // the writer will skip it; it is not reused
+		}
+	}
+	select {
+	case err := <-req.done:
+		freeRequest(req)
+		return err
+	case <-c.done:
+		return c.closedErr()
+	}
+}
+
+// queueCtrl queues a frame from the reader goroutine, which must never
+// block on the writer.
+func (c *Conn) queueCtrl(f *frame.Frame) {
+	c.ctrlMu.Lock()
+	c.ctrl = append(c.ctrl, f)
+	c.ctrlMu.Unlock()
+	select {
+	case c.ctrlSig <- struct{}{}:
+	default:
+	}
+}
+
+// maxBatch bounds how many frames the writer takes in one batch, so that
+// callers get their answers even while others keep queueing.
+const maxBatch = 128
+
+// writeLoop is the writer goroutine: it takes every frame queued, writes
+// them all and flushes once, then answers each caller; when idle it sends
+// heart-beats; it ends the connection on a write error or when the server
+// has gone silent.
+func (c *Conn) writeLoop() {
+	defer c.exited()
+	pace := heartbeat.NewPacer(c.hbSend, 0)
+	defer pace.Stop()
+	batch := make([]*request, 0, maxBatch)
+	var ctrl []*frame.Frame
+	for {
+		batch = batch[:0]
+		ctrl = ctrl[:0]
+		select {
+		case req := <-c.writeq:
+			batch = append(batch, req)
+		case <-c.ctrlSig:
+		case <-pace.C():
+			if !pace.Due() {
+				continue
+			}
+			c.setDeadline()
+			err := c.w.WriteHeartBeat()
+			if err == nil {
+				err = c.w.Flush()
+			}
+			if err != nil {
+				c.shutdown(c.writeError(err))
+				return
+			}
+			pace.Wrote()
+			continue
+		case <-c.mon.Dead():
+			c.shutdown(c.heartBeatError())
+			return
+		case <-c.closing:
+			return
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case req := <-c.writeq:
+				batch = append(batch, req)
+			default:
+				break drain
+			}
+		}
+		c.ctrlMu.Lock()
+		ctrl = append(ctrl, c.ctrl...)
+		clear(c.ctrl)
+		c.ctrl = c.ctrl[:0]
+		c.ctrlMu.Unlock()
+
+		if err := c.writeBatch(ctrl, batch); err != nil {
+			c.shutdown(c.writeError(err))
+			return
+		}
+		pace.Wrote()
+	}
+}
+
+// writeBatch writes the frames and flushes once, then answers the callers.
+// A frame that cannot be encoded fails alone; a transport error is
+// returned, after every caller has been answered with it.
+func (c *Conn) writeBatch(ctrl []*frame.Frame, batch []*request) error {
+	c.setDeadline()
+	var fatal error
+	for _, f := range ctrl {
+		c.w.SetContentLength(frame.ContentLengthAuto)
+		if err := c.w.WriteFrame(f); err != nil && !isEncodeError(err) {
+			fatal = err
+			break
+		}
+	}
+	n := 0 // batch[:n] are claimed
+	for _, req := range batch {
+		if !req.state.CompareAndSwap(reqQueued, reqClaimed) {
+			continue // abandoned by its caller
+		}
+		batch[n] = req
+		n++
+		if fatal != nil {
+			continue
+		}
+		c.w.SetContentLength(req.mode)
+		if err := c.w.WriteFrame(&req.f); err != nil {
+			if isEncodeError(err) {
+				req.done <- fmt.Errorf("stomp: %s: %w", req.f.Command, err)
+				batch[n-1] = nil
+				continue
+			}
+			fatal = err
+		}
+	}
+	if fatal == nil {
+		fatal = c.w.Flush()
+	}
+	var answer error
+	if fatal != nil {
+		answer = c.writeError(fatal)
+	}
+	for _, req := range batch[:n] {
+		if req != nil {
+			req.done <- answer
+		}
+	}
+	clear(batch)
+	return fatal
+}
+
+// isEncodeError tells a frame the Writer refused (nothing was buffered)
+// from a transport error.
+func isEncodeError(err error) bool {
+	var pe *frame.ProtocolError
+	return errors.As(err, &pe)
+}
+
+func (c *Conn) setDeadline() {
+	if c.dl == nil {
+		return
+	}
+	d := c.cfg.writeTimeout
+	if d == 0 {
+		d = c.mon.Timeout() // a peer that reads nothing for that long is as dead as a silent one
+	}
+	if d > 0 {
+		c.dl.SetWriteDeadline(time.Now().Add(d))
+	}
+}
+
+func (c *Conn) writeError(err error) error {
+	select {
+	case <-c.closing:
+		return c.closedErr()
+	default:
+	}
+	return fmt.Errorf("stomp: write: %w", err)
+}
+
+func (c *Conn) heartBeatError() error {
+	var te *heartbeat.TimeoutError
+	if errors.As(c.mon.Err(), &te) {
+		return &HeartBeatError{Interval: te.Interval, Silence: te.Silence}
+	}
+	return &HeartBeatError{Interval: c.hbRecv}
+}

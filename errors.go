@@ -1,0 +1,140 @@
+package stomp
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/heartbeat"
+)
+
+// Sentinel errors; test for them with errors.Is.
+var (
+	// ErrClosed: the connection has ended. Calls on a closed Conn return an
+	// error that matches it (and, when the connection failed, also the
+	// cause: errors.As(err, &serverErr) works). Receipts and subscriptions
+	// that were still open when the user called Close or Disconnect end
+	// with ErrClosed.
+	ErrClosed = errors.New("stomp: connection closed")
+	// ErrSlowConsumer: a subscription's buffer was full when a message
+	// arrived, so the subscription ended (see Subscription for the policy).
+	ErrSlowConsumer = errors.New("stomp: slow consumer: subscription buffer full")
+	// ErrAutoAck: Ack or Nack of a message from an AckAuto subscription.
+	ErrAutoAck = errors.New("stomp: ack or nack of a message from an auto-ack subscription")
+	// ErrNackUnsupported: Nack on a STOMP 1.0 connection, which has no NACK.
+	ErrNackUnsupported = errors.New("stomp: NACK is not part of STOMP 1.0")
+	// ErrNotAckable: Ack or Nack of a message that lacks the header the
+	// negotiated version acknowledges by (message-id, or ack in 1.2), or
+	// that did not come from a Conn.
+	ErrNotAckable = errors.New("stomp: message cannot be acknowledged")
+	// ErrHeartBeatTimeout: the server sent nothing for longer than the
+	// negotiated interval times the tolerance. The connection's error is a
+	// *HeartBeatError, which matches both ErrHeartBeatTimeout and
+	// heartbeat.ErrTimeout.
+	ErrHeartBeatTimeout = errors.New("stomp: heart-beat timeout")
+	// ErrTxDone: a call on a transaction that was committed or aborted.
+	ErrTxDone = errors.New("stomp: transaction already committed or aborted")
+	// ErrUnsubscribed: Unsubscribe on a subscription that has already ended.
+	ErrUnsubscribed = errors.New("stomp: subscription already ended")
+)
+
+// ServerError is an ERROR frame from the server. The connection ends with
+// it: Conn.Err returns it, pending receipts resolve with it (the one it
+// names in ReceiptID included) and subscriptions end with it.
+type ServerError struct {
+	Message   string       // the message header: a short description
+	Body      []byte       // the body, often a longer description (owned by the error)
+	Header    frame.Header // every header of the frame, in order
+	ReceiptID string       // the receipt-id header: the receipt of the frame that failed, if it asked for one
+}
+
+// Error returns "stomp: server error: <message>".
+func (e *ServerError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = string(truncate(e.Body, 200))
+	}
+	return "stomp: server error: " + msg
+}
+
+func newServerError(f *frame.Frame) *ServerError {
+	return &ServerError{
+		Message:   f.Header.Get(frame.HdrMessage),
+		Body:      clone(f.Body),
+		Header:    f.Header.Clone(),
+		ReceiptID: f.Header.Get(frame.HdrReceiptID),
+	}
+}
+
+// HeartBeatError ends a connection whose server went silent: nothing, not
+// even a heart-beat, arrived for Silence, more than Interval times the
+// tolerance. It matches ErrHeartBeatTimeout and heartbeat.ErrTimeout.
+type HeartBeatError struct {
+	Interval time.Duration // the negotiated receive interval
+	Silence  time.Duration // how long nothing had arrived
+}
+
+// Error describes the timeout.
+func (e *HeartBeatError) Error() string {
+	return fmt.Sprintf("stomp: heart-beat timeout: no data from server for %v (expected every %v)", e.Silence, e.Interval)
+}
+
+// Is reports whether target is ErrHeartBeatTimeout or heartbeat.ErrTimeout.
+func (e *HeartBeatError) Is(target error) bool {
+	return target == ErrHeartBeatTimeout || target == heartbeat.ErrTimeout
+}
+
+// ConnectError is a connection attempt that failed after the transport was
+// open: the server refused CONNECT (Server is set), or answered with
+// something else than CONNECTED, or the version it chose was not offered.
+type ConnectError struct {
+	Server *ServerError // the ERROR frame that refused the CONNECT, if any
+	Reason string       // otherwise, what went wrong
+}
+
+// Error returns "stomp: connect refused: <message>" or "stomp: connect: <reason>".
+func (e *ConnectError) Error() string {
+	if e.Server != nil {
+		msg := e.Server.Message
+		if b := truncate(e.Server.Body, 200); len(b) > 0 {
+			msg += ": " + string(b)
+		}
+		return "stomp: connect refused: " + msg
+	}
+	return "stomp: connect: " + e.Reason
+}
+
+// Unwrap returns the ServerError, so errors.As(err, &*ServerError) works.
+func (e *ConnectError) Unwrap() error {
+	if e.Server != nil {
+		return e.Server
+	}
+	return nil
+}
+
+// closedError wraps the cause of a connection's end so that it matches
+// both ErrClosed and the cause.
+func closedError(cause error) error {
+	if cause == nil || errors.Is(cause, ErrClosed) {
+		return ErrClosed
+	}
+	return fmt.Errorf("%w: %w", ErrClosed, cause)
+}
+
+func truncate(b []byte, n int) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}

@@ -1,0 +1,31 @@
+package stomp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// SendJSON encodes v with encoding/json and sends it like Send, with
+// content-type application/json unless WithContentType says otherwise.
+func (c *Conn) SendJSON(ctx context.Context, dest string, v any, opts ...CallOption) error {
+	return c.sendJSON(ctx, "", dest, v, opts)
+}
+
+func (c *Conn) sendJSON(ctx context.Context, tx, dest string, v any, opts []CallOption) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("stomp: SendJSON: %w", err)
+	}
+	opts = append([]CallOption{WithContentType("application/json")}, opts...)
+	return c.send(ctx, tx, dest, body, opts)
+}
+
+// JSON decodes the message body into v with encoding/json. It does not
+// look at the content type.
+func (m Message) JSON(v any) error {
+	if err := json.Unmarshal(m.Body, v); err != nil {
+		return fmt.Errorf("stomp: decoding message %q as JSON: %w", m.ID, err)
+	}
+	return nil
+}

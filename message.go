@@ -1,0 +1,112 @@
+package stomp
+
+import (
+	"context"
+
+	"github.com/stompout/stomp/frame"
+)
+
+// Message is a MESSAGE frame received on a subscription (or on
+// Conn.Unrouted). It is a value: copying it is cheap and shares Header and
+// Body. Body and Header belong to the receiver; the library keeps no
+// reference to them.
+type Message struct {
+	Destination  string       // the destination header
+	ContentType  string       // the content-type header, "" if absent
+	ID           string       // the message-id header
+	Subscription string       // the subscription header (the Subscription's id)
+	Redelivered  bool         // the redelivered header is "true" (RabbitMQ sends it)
+	Header       frame.Header // every header, in wire order, repeats included
+	Body         []byte       // the body
+
+	ack  string  // what ACK/NACK name the message by: the ack header in 1.2, message-id before
+	mode AckMode // the subscription's ack mode; "" when unknown (unrouted)
+	conn *Conn
+}
+
+// Ack acknowledges the message, with the headers the negotiated version
+// wants: message-id in 1.0; message-id and subscription in 1.1; id, the
+// MESSAGE's ack header, in 1.2. In AckClient mode it also acknowledges
+// every earlier message of the subscription. It returns ErrAutoAck for a
+// message of an AckAuto subscription and ErrNotAckable for one without the
+// needed header. It blocks until the ACK is flushed, or ctx ends before it
+// was written; WithReceipt asks the server to confirm.
+func (m Message) Ack(ctx context.Context, opts ...CallOption) error {
+	return m.conn.ackFrame(ctx, frame.CmdAck, "", m, opts)
+}
+
+// Nack tells the server the message was not consumed (STOMP 1.1 and 1.2;
+// on 1.0 it returns ErrNackUnsupported). RabbitMQ redelivers the message.
+// Otherwise it behaves as Ack.
+func (m Message) Nack(ctx context.Context, opts ...CallOption) error {
+	return m.conn.ackFrame(ctx, frame.CmdNack, "", m, opts)
+}
+
+func (c *Conn) ackFrame(ctx context.Context, cmd, tx string, m Message, opts []CallOption) error {
+	if c == nil || m.ack == "" {
+		return ErrNotAckable
+	}
+	if m.mode == AckAuto {
+		return ErrAutoAck
+	}
+	if cmd == frame.CmdNack && c.version == V10 {
+		return ErrNackUnsupported
+	}
+	var cc callConfig
+	if err := cc.apply(opts); err != nil {
+		return err
+	}
+	req := c.newRequest(cmd)
+	h := &req.f.Header
+	switch c.version {
+	case V10:
+		h.Add(frame.HdrMessageID, m.ack)
+	case V11:
+		h.Add(frame.HdrMessageID, m.ack)
+		h.Add(frame.HdrSubscription, m.Subscription)
+	default:
+		h.Add(frame.HdrID, m.ack)
+	}
+	if tx != "" {
+		h.Add(frame.HdrTransaction, tx)
+	}
+	addHeaders(h, cc.headers)
+	return c.do(ctx, req, &cc)
+}
+
+// Send sends a SEND frame with body to dest and returns once it is
+// flushed to the transport (no receipt is awaited: use WithReceipt for
+// one). Options: WithContentType, WithContentLength (on by default),
+// WithHeader, WithReceipt. body is not retained after Send returns.
+//
+// Send blocks while the writer's queue is full and until the frame is
+// flushed. If ctx ends before the writer took the frame, Send returns
+// ctx.Err() and nothing is sent; once the writer has started on it, Send
+// waits for that write (bounded by WithWriteTimeout). Concurrent Sends are
+// batched into one write.
+func (c *Conn) Send(ctx context.Context, dest string, body []byte, opts ...CallOption) error {
+	return c.send(ctx, "", dest, body, opts)
+}
+
+func (c *Conn) send(ctx context.Context, tx, dest string, body []byte, opts []CallOption) error {
+	var cc callConfig
+	if err := cc.apply(opts); err != nil {
+		return err
+	}
+	req := c.newRequest(frame.CmdSend)
+	h := &req.f.Header
+	h.Add(frame.HdrDestination, dest)
+	if cc.contentType != "" {
+		h.Add(frame.HdrContentType, cc.contentType)
+	}
+	if tx != "" {
+		h.Add(frame.HdrTransaction, tx)
+	}
+	addHeaders(h, cc.headers)
+	req.f.Body = body
+	req.mode = frame.ContentLengthAlways
+	if cc.contentLength < 0 {
+		req.mode = frame.ContentLengthNever
+	}
+	return c.do(ctx, req, &cc)
+}

@@ -1,0 +1,321 @@
+package stomp
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/heartbeat"
+)
+
+// Defaults of the connection options.
+const (
+	// DefaultSubscriptionBuffer is the number of messages a subscription
+	// holds for its reader before the overflow policy applies (see
+	// Subscription).
+	DefaultSubscriptionBuffer = 256
+	// DefaultUnroutedBuffer is the size of the Unrouted channel.
+	DefaultUnroutedBuffer = 64
+	// DefaultHost is the host header sent when WithHost is not used: "/",
+	// RabbitMQ's default virtual host, which other brokers ignore.
+	DefaultHost = "/"
+	// writeQueue is the capacity of the writer's queue of pending frames.
+	writeQueue = 256
+)
+
+// Option configures a connection; pass options to Dial or Connect. Options
+// are applied in order and validated once, when the connection starts.
+type Option func(*config)
+
+// config is the validated set of connection options. It is immutable once
+// the connection has started.
+type config struct {
+	login, passcode string
+	hasLogin        bool
+	host            string
+	versions        []Version
+	hbSend, hbRecv  time.Duration
+	hbTolerance     float64
+	connectHeaders  [][2]string
+	limits          frame.Limits
+	logger          *slog.Logger
+	writeTimeout    time.Duration
+	tlsConfig       *tls.Config
+	subBuffer       int
+	unroutedBuffer  int
+	err             error // the first invalid option
+}
+
+func newConfig(opts []Option) (*config, error) {
+	c := &config{
+		host:           DefaultHost,
+		versions:       []Version{V10, V11, V12},
+		hbTolerance:    heartbeat.DefaultTolerance,
+		subBuffer:      DefaultSubscriptionBuffer,
+		unroutedBuffer: DefaultUnroutedBuffer,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(c)
+		}
+	}
+	if c.err != nil {
+		return nil, c.err
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+func (c *config) fail(format string, args ...any) {
+	if c.err == nil {
+		c.err = fmt.Errorf("stomp: invalid option: "+format, args...)
+	}
+}
+
+// WithLogin sets the login and passcode headers of CONNECT. The passcode is
+// never logged.
+func WithLogin(login, passcode string) Option {
+	return func(c *config) { c.login, c.passcode, c.hasLogin = login, passcode, true }
+}
+
+// WithHost sets the host header of CONNECT: the virtual host. RabbitMQ
+// takes its vhost name ("/" is the default vhost) and refuses unknown
+// names, host names included; ActiveMQ ignores it. The default is
+// DefaultHost; an empty host omits the header.
+func WithHost(host string) Option { return func(c *config) { c.host = host } }
+
+// WithVersions sets the versions offered in accept-version, by default
+// 1.0, 1.1 and 1.2. The server picks one of them.
+func WithVersions(vs ...Version) Option {
+	return func(c *config) {
+		if len(vs) == 0 {
+			c.fail("WithVersions needs at least one version")
+			return
+		}
+		for _, v := range vs {
+			if !v.Valid() {
+				c.fail("unknown STOMP version %q", v)
+				return
+			}
+		}
+		c.versions = append([]Version(nil), vs...)
+	}
+}
+
+// WithHeartBeat sets the heart-beat header of CONNECT: send is how often the
+// client can send heart-beats, recv how often it wants them from the
+// server; 0 means none (the default for both). The intervals in force are
+// negotiated with the server's CONNECTED (see Conn.HeartBeat). Durations
+// are rounded up to whole milliseconds.
+func WithHeartBeat(send, recv time.Duration) Option {
+	return func(c *config) {
+		if send < 0 || recv < 0 {
+			c.fail("negative heart-beat interval")
+			return
+		}
+		c.hbSend, c.hbRecv = send, recv
+	}
+}
+
+// WithHeartBeatTolerance sets how much silence the reader accepts, as a
+// multiple of the negotiated receive interval, before it declares the
+// connection dead with a HeartBeatError. The default is
+// heartbeat.DefaultTolerance (2); it must be at least 1.
+func WithHeartBeatTolerance(f float64) Option {
+	return func(c *config) {
+		if !(f >= 1) || math.IsInf(f, 0) {
+			c.fail("heart-beat tolerance %v is not a number >= 1", f)
+			return
+		}
+		c.hbTolerance = f
+	}
+}
+
+// WithConnectHeader adds a header to the CONNECT frame, after the ones the
+// client writes itself (which win on repeats, as the first entry does).
+func WithConnectHeader(key, value string) Option {
+	return func(c *config) { c.connectHeaders = append(c.connectHeaders, [2]string{key, value}) }
+}
+
+// WithLimits sets the limits on what the reader accepts from the server
+// (frame, body, header count and line sizes); zero fields keep the
+// defaults of package frame. A frame over the limits ends the connection.
+func WithLimits(l frame.Limits) Option { return func(c *config) { c.limits = l } }
+
+// WithLogger sets the logger for connection events (debug) and anomalies
+// such as dropped or unrouted messages (warn). By default nothing is
+// logged.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithWriteTimeout bounds each write to the transport: when the transport
+// has write deadlines (a net.Conn, and the WebSocket transports of Dial), a
+// write that takes longer fails and ends the connection. 0, the default,
+// means no bound, except that with heart-beats from the server the writer
+// uses their timeout as a bound.
+func WithWriteTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d < 0 {
+			c.fail("negative write timeout")
+			return
+		}
+		c.writeTimeout = d
+	}
+}
+
+// WithTLSConfig sets the TLS configuration Dial uses for tls://, ssl://
+// and wss:// addresses. Without it Dial uses a zero tls.Config with the
+// address's host as ServerName.
+func WithTLSConfig(cfg *tls.Config) Option { return func(c *config) { c.tlsConfig = cfg } }
+
+// WithSubscriptionBuffer sets the default buffer size of subscription
+// channels (DefaultSubscriptionBuffer); WithBuffer overrides it per
+// subscription. It must be at least 1.
+func WithSubscriptionBuffer(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("subscription buffer %d < 1", n)
+			return
+		}
+		c.subBuffer = n
+	}
+}
+
+// WithUnroutedBuffer sets the size of the Unrouted channel
+// (DefaultUnroutedBuffer). It must be at least 1.
+func WithUnroutedBuffer(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("unrouted buffer %d < 1", n)
+			return
+		}
+		c.unroutedBuffer = n
+	}
+}
+
+// CallOption configures one frame sent by a call: Send, Subscribe,
+// Unsubscribe, Ack, Nack, Begin, Commit, Abort and the Tx methods all take
+// them. An option that makes no sense for a frame (WithAck on Send, say) is
+// ignored.
+type CallOption func(*callConfig)
+
+type callConfig struct {
+	headers       [][2]string
+	receipt       **Receipt
+	contentType   string
+	contentLength int8 // 0 default, 1 on, -1 off
+	ack           AckMode
+	id            string
+	buffer        int
+	prefetch      int
+	err           error
+}
+
+func (cc *callConfig) apply(opts []CallOption) error {
+	for _, o := range opts {
+		if o != nil {
+			o(cc)
+		}
+	}
+	return cc.err
+}
+
+func (cc *callConfig) fail(format string, args ...any) {
+	if cc.err == nil {
+		cc.err = fmt.Errorf("stomp: invalid option: "+format, args...)
+	}
+}
+
+// WithHeader adds a header to the frame, after the headers the call writes
+// itself; on a repeated key the first entry wins, so WithHeader cannot
+// override them. Use it for broker extensions: persistent, expires,
+// priority, reply-to, selector, x-queue-name, activemq.subscriptionName...
+func WithHeader(key, value string) CallOption {
+	return func(cc *callConfig) { cc.headers = append(cc.headers, [2]string{key, value}) }
+}
+
+// WithReceipt asks the server for a RECEIPT of the frame and stores the
+// future in *r before the call returns, whatever it returns: if the frame
+// could not be sent, the future is already resolved with that error. The
+// call itself does not wait for the receipt; use r.Wait or r.Done.
+func WithReceipt(r **Receipt) CallOption {
+	return func(cc *callConfig) {
+		if r == nil {
+			cc.fail("WithReceipt(nil)")
+			return
+		}
+		cc.receipt = r
+	}
+}
+
+// WithContentType sets the content-type header of a SEND.
+func WithContentType(ct string) CallOption {
+	return func(cc *callConfig) { cc.contentType = ct }
+}
+
+// WithContentLength turns the content-length header of a SEND on or off.
+// It is on by default, as the specification recommends; turn it off for
+// ActiveMQ to deliver a JMS TextMessage instead of a BytesMessage. A body
+// containing a NUL byte cannot be sent without it.
+func WithContentLength(on bool) CallOption {
+	return func(cc *callConfig) {
+		if on {
+			cc.contentLength = 1
+		} else {
+			cc.contentLength = -1
+		}
+	}
+}
+
+// WithAck sets the ack mode of a subscription (AckAuto by default).
+func WithAck(mode AckMode) CallOption {
+	return func(cc *callConfig) {
+		if !mode.valid() {
+			cc.fail("unknown ack mode %q", mode)
+			return
+		}
+		cc.ack = mode
+	}
+}
+
+// WithID sets the id of a subscription or transaction instead of a
+// generated one ("sub-N", "tx-N").
+func WithID(id string) CallOption {
+	return func(cc *callConfig) {
+		if id == "" {
+			cc.fail("empty id")
+			return
+		}
+		cc.id = id
+	}
+}
+
+// WithBuffer sets the buffer size of one subscription's channel, instead
+// of the connection's WithSubscriptionBuffer. It must be at least 1.
+func WithBuffer(n int) CallOption {
+	return func(cc *callConfig) {
+		if n < 1 {
+			cc.fail("buffer %d < 1", n)
+			return
+		}
+		cc.buffer = n
+	}
+}
+
+// WithPrefetch limits how many unacknowledged messages the broker sends a
+// client or client-individual subscription: it sends both prefetch-count
+// (RabbitMQ) and activemq.prefetchSize (ActiveMQ). Keeping it at or below
+// the subscription's buffer means the buffer can never overflow.
+func WithPrefetch(n int) CallOption {
+	return func(cc *callConfig) {
+		if n < 1 {
+			cc.fail("prefetch %d < 1", n)
+			return
+		}
+		cc.prefetch = n
+	}
+}

@@ -1,0 +1,238 @@
+package stomp
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"sync/atomic"
+
+	"github.com/stompout/stomp/frame"
+)
+
+// Subscription is one SUBSCRIBE: a channel of messages to range over, from
+// as many goroutines as you like, until it is closed.
+//
+// The channel is closed when the subscription ends: after Unsubscribe,
+// when the connection ends, or on overflow. Err then says why. Messages
+// already buffered stay readable after the close.
+//
+// Overflow policy. The reader goroutine never waits for a subscription:
+// each has a buffer (WithBuffer, WithSubscriptionBuffer). When a message
+// arrives and the buffer is full, the subscription ends with
+// ErrSlowConsumer: the client sends UNSUBSCRIBE, closes the channel (what
+// is buffered can still be read) and Err reports ErrSlowConsumer. The
+// message that did not fit, and any that the server sends for the
+// subscription before it handles the UNSUBSCRIBE, go to Conn.Unrouted;
+// nothing is dropped unseen. Other subscriptions, receipts and heart-beats
+// are not affected. For backpressure instead, subscribe with AckClient or
+// AckClientIndividual and WithPrefetch(n) with n no larger than the
+// buffer: the broker then never has more than n unacknowledged messages in
+// flight, and the buffer cannot overflow.
+//
+// A Subscription remembers its destination, id and SUBSCRIBE headers.
+type Subscription struct {
+	conn   *Conn
+	id     string
+	dest   string
+	ack    AckMode
+	header frame.Header // the SUBSCRIBE headers as sent, receipt excluded; read-only
+	seq    uint64
+
+	ch            chan Message // sent to by the reader goroutine under mu; closed under mu
+	unsubscribing atomic.Bool
+
+	mu    sync.Mutex // guards ended, err and sends on ch
+	ended bool
+	err   error
+}
+
+// Subscribe sends SUBSCRIBE for dest and returns the subscription once the
+// frame is written. Options: WithAck (default AckAuto), WithID (default
+// "sub-N"), WithBuffer, WithPrefetch, WithHeader (selector, durable
+// subscription headers, ...), WithReceipt. Any number of subscriptions
+// may share a destination. It blocks until the frame is flushed, or ctx
+// ends before it was written (ctx.Err(); nothing is sent).
+func (c *Conn) Subscribe(ctx context.Context, dest string, opts ...CallOption) (*Subscription, error) {
+	var cc callConfig
+	if err := cc.apply(opts); err != nil {
+		return nil, err
+	}
+	id := cc.id
+	if id == "" {
+		id = c.subIDs.next("sub-")
+	}
+	ack := cc.ack
+	if ack == "" {
+		ack = AckAuto
+	}
+	n := cc.buffer
+	if n == 0 {
+		n = c.cfg.subBuffer
+	}
+	req := c.newRequest(frame.CmdSubscribe)
+	h := &req.f.Header
+	h.Add(frame.HdrDestination, dest)
+	h.Add(frame.HdrID, id)
+	h.Add(frame.HdrAck, string(ack))
+	if cc.prefetch > 0 {
+		p := fmt.Sprint(cc.prefetch)
+		h.Add("prefetch-count", p)
+		h.Add("activemq.prefetchSize", p)
+	}
+	addHeaders(h, cc.headers)
+	s := &Subscription{
+		conn:   c,
+		id:     id,
+		dest:   dest,
+		ack:    ack,
+		header: h.Clone(),
+		seq:    c.seq.Add(1),
+		ch:     make(chan Message, n),
+	}
+	// Registered before the frame goes out: the first MESSAGE may follow
+	// the SUBSCRIBE at once.
+	if err := c.addSub(s); err != nil {
+		freeRequest(req)
+		if cc.receipt != nil {
+			r := newReceipt("")
+			r.resolve(err)
+			*cc.receipt = r
+		}
+		return nil, err
+	}
+	if err := c.do(ctx, req, &cc); err != nil {
+		c.removeSub(s)
+		s.end(err)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (c *Conn) addSub(s *Subscription) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return closedError(c.err)
+	}
+	old := *c.subs.Load()
+	if _, dup := old[s.id]; dup {
+		return fmt.Errorf("stomp: subscription id %q is in use", s.id)
+	}
+	m := maps.Clone(old)
+	m[s.id] = s
+	c.subs.Store(&m)
+	return nil
+}
+
+func (c *Conn) removeSub(s *Subscription) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.subs.Load()
+	if old[s.id] != s {
+		return
+	}
+	m := maps.Clone(old)
+	delete(m, s.id)
+	c.subs.Store(&m)
+}
+
+// C returns the channel of messages. The library closes it when the
+// subscription ends; then Err says why.
+func (s *Subscription) C() <-chan Message { return s.ch }
+
+// ID returns the subscription id (the SUBSCRIBE frame's id header).
+func (s *Subscription) ID() string { return s.id }
+
+// Destination returns the destination subscribed to.
+func (s *Subscription) Destination() string { return s.dest }
+
+// AckMode returns the subscription's ack mode.
+func (s *Subscription) AckMode() AckMode { return s.ack }
+
+// Header returns a copy of the headers of the SUBSCRIBE frame as sent
+// (without receipt), e.g. to subscribe again elsewhere.
+func (s *Subscription) Header() frame.Header { return s.header.Clone() }
+
+// Err returns why the subscription ended: nil while it is live and after
+// Unsubscribe; ErrSlowConsumer after an overflow; ErrClosed when the user
+// closed the connection; otherwise the connection's error (a
+// *ServerError, a *HeartBeatError, ...).
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Unsubscribe sends UNSUBSCRIBE, then ends the subscription: its channel
+// is closed (buffered messages can still be read) and messages the server
+// still sends for it go to Conn.Unrouted. It blocks until the frame is
+// flushed or ctx ends before it was written (ctx.Err(); the subscription
+// stays live). On a subscription that has ended it does nothing and
+// returns nil.
+func (s *Subscription) Unsubscribe(ctx context.Context, opts ...CallOption) error {
+	var cc callConfig
+	if err := cc.apply(opts); err != nil {
+		return err
+	}
+	if !s.unsubscribing.CompareAndSwap(false, true) || s.isEnded() {
+		return nil
+	}
+	c := s.conn
+	req := c.newRequest(frame.CmdUnsubscribe)
+	req.f.Header.Add(frame.HdrID, s.id)
+	addHeaders(&req.f.Header, cc.headers)
+	if err := c.do(ctx, req, &cc); err != nil {
+		s.unsubscribing.Store(false)
+		return err
+	}
+	c.removeSub(s)
+	s.end(nil)
+	return nil
+}
+
+func (s *Subscription) isEnded() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
+}
+
+// end closes the channel once, recording why.
+func (s *Subscription) end(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	s.ended, s.err = true, err
+	close(s.ch)
+}
+
+// deliver is called by the reader goroutine; it never blocks. It reports
+// false when the message must go to Unrouted instead: the subscription has
+// ended, or has just overflowed.
+func (s *Subscription) deliver(m Message) bool {
+	s.mu.Lock()
+	if s.ended {
+		s.mu.Unlock()
+		return false
+	}
+	select {
+	case s.ch <- m:
+		s.mu.Unlock()
+		return true
+	default:
+	}
+	s.ended, s.err = true, ErrSlowConsumer
+	close(s.ch)
+	s.mu.Unlock()
+
+	c := s.conn
+	c.log.Warn("stomp: slow consumer: subscription buffer full, unsubscribing",
+		"subscription", s.id, "destination", s.dest, "buffer", cap(s.ch))
+	c.removeSub(s)
+	if s.unsubscribing.CompareAndSwap(false, true) { // else Unsubscribe is sending one
+		c.queueCtrl(frame.New(frame.CmdUnsubscribe, frame.HdrID, s.id))
+	}
+	return false
+}

@@ -1,0 +1,161 @@
+package stomp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/stompout/stomp/frame"
+)
+
+// Tx is a STOMP transaction: the SEND, ACK and NACK frames sent through it
+// take effect together on Commit, or not at all on Abort. The server
+// aborts a transaction left open when the connection ends. Methods are
+// safe for concurrent use; after Commit or Abort they return ErrTxDone.
+type Tx struct {
+	conn *Conn
+	id   string
+	seq  uint64
+	done atomic.Bool
+}
+
+// Begin sends BEGIN and returns the transaction once the frame is flushed.
+// Options: WithID (default "tx-N"), WithHeader, WithReceipt. If ctx ends
+// before the frame was written, it returns ctx.Err() and nothing is sent.
+func (c *Conn) Begin(ctx context.Context, opts ...CallOption) (*Tx, error) {
+	var cc callConfig
+	if err := cc.apply(opts); err != nil {
+		return nil, err
+	}
+	id := cc.id
+	if id == "" {
+		id = c.txIDs.next("tx-")
+	}
+	t := &Tx{conn: c, id: id, seq: c.seq.Add(1)}
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return nil, c.closedErr()
+	case c.txs[id] != nil:
+		c.mu.Unlock()
+		return nil, fmt.Errorf("stomp: transaction id %q is in use", id)
+	}
+	c.txs[id] = t
+	c.mu.Unlock()
+	if err := c.txFrame(ctx, frame.CmdBegin, id, &cc); err != nil {
+		c.removeTx(t)
+		return nil, err
+	}
+	return t, nil
+}
+
+// Transact runs fn in a new transaction: it commits when fn returns nil
+// and waits for the server's RECEIPT of the COMMIT, so a nil result means
+// the broker has committed; it aborts when fn returns an error or panics
+// (the panic goes on after the ABORT). It returns fn's error (joined with
+// the ABORT's, if that failed) or the error of BEGIN or COMMIT.
+func (c *Conn) Transact(ctx context.Context, fn func(tx *Tx) error) (err error) {
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			tx.Abort(context.WithoutCancel(ctx))
+			panic(p)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		if aerr := tx.Abort(context.WithoutCancel(ctx)); aerr != nil && !errors.Is(aerr, ErrTxDone) {
+			return errors.Join(err, aerr)
+		}
+		return err
+	}
+	var r *Receipt
+	if err := tx.Commit(ctx, WithReceipt(&r)); err != nil {
+		return err
+	}
+	return r.Wait(ctx)
+}
+
+// ID returns the transaction id (the transaction header).
+func (t *Tx) ID() string { return t.id }
+
+// Send sends a SEND frame in the transaction; see Conn.Send.
+func (t *Tx) Send(ctx context.Context, dest string, body []byte, opts ...CallOption) error {
+	if t.done.Load() {
+		return ErrTxDone
+	}
+	return t.conn.send(ctx, t.id, dest, body, opts)
+}
+
+// SendJSON sends v as JSON in the transaction; see Conn.SendJSON.
+func (t *Tx) SendJSON(ctx context.Context, dest string, v any, opts ...CallOption) error {
+	if t.done.Load() {
+		return ErrTxDone
+	}
+	return t.conn.sendJSON(ctx, t.id, dest, v, opts)
+}
+
+// Ack acknowledges m in the transaction; see Message.Ack.
+func (t *Tx) Ack(ctx context.Context, m Message, opts ...CallOption) error {
+	if t.done.Load() {
+		return ErrTxDone
+	}
+	return t.conn.ackFrame(ctx, frame.CmdAck, t.id, m, opts)
+}
+
+// Nack rejects m in the transaction; see Message.Nack.
+func (t *Tx) Nack(ctx context.Context, m Message, opts ...CallOption) error {
+	if t.done.Load() {
+		return ErrTxDone
+	}
+	return t.conn.ackFrame(ctx, frame.CmdNack, t.id, m, opts)
+}
+
+// Commit sends COMMIT and returns once it is flushed; WithReceipt asks the
+// server to confirm. If ctx ends before the frame was written, it returns
+// ctx.Err() and the transaction stays open.
+func (t *Tx) Commit(ctx context.Context, opts ...CallOption) error {
+	return t.end(ctx, frame.CmdCommit, opts)
+}
+
+// Abort sends ABORT and returns once it is flushed; see Commit.
+func (t *Tx) Abort(ctx context.Context, opts ...CallOption) error {
+	return t.end(ctx, frame.CmdAbort, opts)
+}
+
+func (t *Tx) end(ctx context.Context, cmd string, opts []CallOption) error {
+	var cc callConfig
+	if err := cc.apply(opts); err != nil {
+		return err
+	}
+	if !t.done.CompareAndSwap(false, true) {
+		return ErrTxDone
+	}
+	if err := t.conn.txFrame(ctx, cmd, t.id, &cc); err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ErrClosed) {
+			t.done.Store(false) // not sent: still open
+		}
+		return err
+	}
+	t.conn.removeTx(t)
+	return nil
+}
+
+func (c *Conn) txFrame(ctx context.Context, cmd, id string, cc *callConfig) error {
+	req := c.newRequest(cmd)
+	req.f.Header.Add(frame.HdrTransaction, id)
+	addHeaders(&req.f.Header, cc.headers)
+	return c.do(ctx, req, cc)
+}
+
+func (c *Conn) removeTx(t *Tx) {
+	c.mu.Lock()
+	if c.txs[t.id] == t {
+		delete(c.txs, t.id)
+	}
+	c.mu.Unlock()
+}
