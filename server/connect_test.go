@@ -168,6 +168,12 @@ func TestConnectTimeout(t *testing.T) {
 }
 
 func TestHeartBeats(t *testing.T) {
+	for _, v := range []string{"1.1", "1.2"} {
+		t.Run(v, func(t *testing.T) { testHeartBeats(t, v) })
+	}
+}
+
+func testHeartBeats(t *testing.T, v string) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
 		srv := New(rec, WithName("test"), WithHeartBeat(time.Second, 2*time.Second))
@@ -175,8 +181,8 @@ func TestHeartBeats(t *testing.T) {
 		// Client: can send every 500ms, wants one every 3s. Server sends
 		// every max(1000,3000)=3s (paced at half: 1.5s) and expects data
 		// every max(2000,500)=2s, tolerating 2x.
-		c.send("CONNECT\naccept-version:1.2\nhost:/\nheart-beat:500,3000\n\n\x00")
-		c.expect("CONNECTED\nversion:1.2\nheart-beat:1000,2000\nsession:s1\nserver:test\n\n\x00")
+		c.send("CONNECT\naccept-version:" + v + "\nhost:/\nheart-beat:500,3000\n\n\x00")
+		c.expect("CONNECTED\nversion:" + v + "\nheart-beat:1000,2000\nsession:s1\nserver:test\n\n\x00")
 		start := time.Now()
 		for i := 1; i <= 3; i++ {
 			c.expect("\n")

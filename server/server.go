@@ -56,8 +56,9 @@ func (srv *Server) newSessionID() string {
 
 // Serve accepts connections on l and serves each in its own session (two
 // goroutines per connection) until Shutdown or Close, then returns
-// ErrServerClosed; it returns other Accept errors as they are, after
-// closing l. Temporary Accept errors are retried with a short backoff.
+// ErrServerClosed; if l is closed by someone else it returns that error.
+// Other Accept errors (too many open files, ...) are logged and retried
+// with a backoff of up to a second.
 // Serve closes l when it returns. TLS: pass a tls.Listener.
 func (srv *Server) Serve(l net.Listener) error {
 	srv.mu.Lock()
@@ -84,13 +85,15 @@ func (srv *Server) Serve(l net.Listener) error {
 			if srv.isClosed() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			// Anything else (EMFILE, a timeout, ECONNABORTED) may pass:
+			// back off and retry, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			srv.cfg.logger.Warn("stomp accept failed; retrying", "err", err, "delay", delay)
+			time.Sleep(delay)
+			continue
 		}
 		delay = 0
 		s, err := srv.register(context.Background(), c)
