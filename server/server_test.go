@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -226,5 +228,39 @@ func TestWebSocket(t *testing.T) {
 	}
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestServeTLS(t *testing.T) {
+	ts := httptest.NewTLSServer(http.NotFoundHandler()) // for its certificate
+	defer ts.Close()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", ts.TLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testServer(&recorder{})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	cfg := ts.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.ServerName = "example.com"
+	conn, err := tls.Dial("tcp", ln.Addr().String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	io.WriteString(conn, "STOMP\naccept-version:1.2\nhost:/\n\n\x00DISCONNECT\nreceipt:1\n\n\x00")
+	if got, _ := br.ReadString(0); got != "CONNECTED\nversion:1.2\nheart-beat:0,0\nsession:s1\nserver:test\n\n\x00" {
+		t.Fatalf("got %q", got)
+	}
+	if got, _ := br.ReadString(0); got != "RECEIPT\nreceipt-id:1\n\n\x00" {
+		t.Fatalf("got %q", got)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve = %v", err)
 	}
 }
