@@ -43,11 +43,11 @@ func (m Message) Nack(ctx context.Context, opts ...CallOption) error {
 }
 
 func (c *Conn) ackFrame(ctx context.Context, cmd, tx string, m Message, opts []CallOption) error {
-	if c == nil || m.ack == "" {
-		return ErrNotAckable
-	}
 	if m.mode == AckAuto {
 		return ErrAutoAck
+	}
+	if c == nil || m.ack == "" {
+		return ErrNotAckable
 	}
 	if cmd == frame.CmdNack && c.version == V10 {
 		return ErrNackUnsupported

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/stompout/stomp/frame"
-	"github.com/stompout/stomp/heartbeat"
 )
 
 // Defaults of the connection options.
@@ -22,6 +21,12 @@ const (
 	// DefaultHost is the host header sent when WithHost is not used: "/",
 	// RabbitMQ's default virtual host, which other brokers ignore.
 	DefaultHost = "/"
+	// DefaultHeartBeatTolerance is how many negotiated receive intervals
+	// of silence the reader accepts before it declares the server dead.
+	// It is a little above heartbeat.DefaultTolerance because ActiveMQ
+	// Classic sends its first heart-beat two full intervals after
+	// CONNECTED (measured on 5.17.2), then one every interval.
+	DefaultHeartBeatTolerance = 2.5
 	// writeQueue is the capacity of the writer's queue of pending frames.
 	writeQueue = 256
 )
@@ -53,7 +58,7 @@ func newConfig(opts []Option) (*config, error) {
 	c := &config{
 		host:           DefaultHost,
 		versions:       []Version{V10, V11, V12},
-		hbTolerance:    heartbeat.DefaultTolerance,
+		hbTolerance:    DefaultHeartBeatTolerance,
 		subBuffer:      DefaultSubscriptionBuffer,
 		unroutedBuffer: DefaultUnroutedBuffer,
 	}
@@ -125,7 +130,7 @@ func WithHeartBeat(send, recv time.Duration) Option {
 // WithHeartBeatTolerance sets how much silence the reader accepts, as a
 // multiple of the negotiated receive interval, before it declares the
 // connection dead with a HeartBeatError. The default is
-// heartbeat.DefaultTolerance (2); it must be at least 1.
+// DefaultHeartBeatTolerance; it must be at least 1.
 func WithHeartBeatTolerance(f float64) Option {
 	return func(c *config) {
 		if !(f >= 1) || math.IsInf(f, 0) {
