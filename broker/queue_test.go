@@ -272,3 +272,65 @@ func TestStartAddrURLShutdown(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// A queue consumer whose session's outbound queue is smaller than its
+// prefetch: deliveries the session refuses stay in the queue and resume
+// as the writer drains; nothing is lost or duplicated.
+func TestQueueResumesAfterFullOutbound(t *testing.T) {
+	for _, mode := range []string{"auto", "client-individual"} {
+		t.Run(mode, func(t *testing.T) {
+			b := newBroker(t, broker.WithServerOptions(server.WithOutboundQueue(2)))
+			p := open(t, b.Pipe(), "1.2")
+			for i := range 50 {
+				p.sendMsg("/queue/narrow", fmt.Sprint(i))
+			}
+			p.receipt("SEND", "destination", "/queue/other")
+			c := open(t, b.Pipe(), "1.2")
+			c.do("SUBSCRIBE", "id", "0", "destination", "/queue/narrow", "ack", mode, "prefetch-count", "20")
+			for i := range 50 {
+				f := c.recvCmd("MESSAGE")
+				if string(f.Body) != fmt.Sprint(i) || f.Header.Has("redelivered") {
+					t.Fatalf("message %d: %v", i, f)
+				}
+				if mode != "auto" {
+					c.do("ACK", "id", f.Header.Get("ack"))
+				}
+			}
+			c.close()
+			p.close()
+			if q, _ := b.Queue("/queue/narrow"); q.Depth != 0 || q.Unacked != 0 {
+				t.Fatalf("queue %+v", q)
+			}
+		})
+	}
+}
+
+// A topic subscriber in a client ack mode that does not acknowledge is a
+// slow consumer past its prefetch: it gets an ERROR, others go on.
+func TestTopicUnackedSlowConsumer(t *testing.T) {
+	b := newBroker(t)
+	lazy := open(t, b.Pipe(), "1.2")
+	lazy.receipt("SUBSCRIBE", "id", "0", "destination", "/topic/t", "ack", "client", "prefetch-count", "2")
+	ok := open(t, b.Pipe(), "1.1")
+	ok.receipt("SUBSCRIBE", "id", "0", "destination", "/topic/t")
+	p := open(t, b.Pipe(), "1.2")
+	for i := range 3 {
+		p.sendMsg("/topic/t", fmt.Sprint(i))
+	}
+	lazy.recvCmd("MESSAGE")
+	lazy.recvCmd("MESSAGE")
+	f := lazy.recvCmd("ERROR")
+	if f.Header.Get("message") != "slow consumer" || !strings.Contains(string(f.Body), "2 messages unacknowledged") {
+		t.Fatalf("got %v %q", f, f.Body)
+	}
+	for i := range 3 {
+		if f := ok.recvCmd("MESSAGE"); string(f.Body) != fmt.Sprint(i) {
+			t.Fatalf("got %v", f)
+		}
+	}
+	if st := b.Stats(); st.SlowConsumers != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	ok.close()
+	p.close()
+}
