@@ -118,16 +118,19 @@ func (s *Session) Deliver(d Delivery) error {
 }
 
 // encodable reports whether a MESSAGE header entry can be written in
-// version v (what frame.Writer refuses: newlines and colons in 1.0, a
-// trailing carriage return before 1.2, an empty name).
+// version v, by the rules of frame.Writer: no empty name; in 1.0 no colon
+// or newline in a name and no newline in a value; before 1.2 no value
+// ending in a carriage return.
 func encodable(v frame.Version, key, value string) bool {
-	if key == "" {
+	switch {
+	case key == "":
+		return false
+	case v == frame.V10 && (strings.ContainsAny(key, ":\n") || strings.Contains(value, "\n")):
+		return false
+	case v != frame.V12 && strings.HasSuffix(value, "\r"):
 		return false
 	}
-	if v != frame.V12 && (strings.HasSuffix(key, "\r") || strings.HasSuffix(value, "\r")) {
-		return false
-	}
-	return v != frame.V10 || (!strings.ContainsAny(key, ":\n") && !strings.Contains(value, "\n"))
+	return true
 }
 
 // enqueue queues a frame the engine produced (CONNECTED, RECEIPT), waiting
