@@ -122,6 +122,8 @@ func errorContent(err error) (msg, body string, expected bool) {
 		return "connect timeout", "no CONNECT frame in time", true
 	case errors.Is(err, ErrServerClosed):
 		return "server shutting down", "", true
+	case errors.Is(err, ErrSessionClosed):
+		return "session closed", "", true
 	}
 	return "internal error", "", false
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -278,5 +279,30 @@ func TestDeliverUnencodable(t *testing.T) {
 			t.Fatalf("Deliver = %v", err)
 		}
 		c.close()
+	})
+}
+
+type closingHandler struct{ recorder }
+
+func (h *closingHandler) Send(ctx context.Context, s *Session, m *Message) error {
+	h.recorder.Send(ctx, s, m)
+	s.Close(&ApplicationError{Message: "enough"})
+	return nil
+}
+
+func TestCloseFromHandlerStopsHandling(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &closingHandler{}
+		c := dial(t, testServer(h))
+		c.connect("1.2", "s1")
+		w := c.sendAsync("SEND\ndestination:/a\n\none\x00SEND\ndestination:/a\n\ntwo\x00")
+		c.expect(errorFrame("", "enough", ""))
+		c.expectClosed()
+		c.close()
+		<-w
+		want := []string{"connect 1.2 login= host=/", "send /a one", "error server: enough", "disconnect server: enough"}
+		if ev := h.Events(); !slices.Equal(ev, want) {
+			t.Fatalf("events %q", ev)
+		}
 	})
 }

@@ -232,6 +232,11 @@ func (s *Session) readLoop() error {
 		if f.IsHeartBeat() {
 			continue
 		}
+		select {
+		case <-s.closed: // Close, Shutdown or a timeout: handle nothing more
+			return s.readFailed(io.EOF)
+		default:
+		}
 		err = s.handle(f)
 		if err == errDisconnected {
 			return nil
