@@ -97,7 +97,6 @@ func connect(ctx context.Context, rw io.ReadWriteCloser, cfg *config) (*Conn, er
 		log:      cfg.logger,
 		rw:       rw,
 		r:        frame.NewReader(rw),
-		w:        frame.NewWriter(rw),
 		writeq:   make(chan *request, writeQueue),
 		ctrlSig:  make(chan struct{}, 1),
 		unrouted: make(chan Message, cfg.unroutedBuffer),
@@ -107,6 +106,7 @@ func connect(ctx context.Context, rw io.ReadWriteCloser, cfg *config) (*Conn, er
 		done:     make(chan struct{}),
 	}
 	c.dl, _ = rw.(writeDeadliner)
+	c.w = frame.NewWriter(transportWriter{c})
 	c.r.SetLimits(cfg.limits)
 	c.subs.Store(&map[string]*Subscription{})
 	if err := c.handshake(ctx); err != nil {

@@ -92,6 +92,10 @@ func (c *Conn) do(ctx context.Context, req *request, cc *callConfig) error {
 // write queues req and waits for the writer's answer; it frees req when
 // the writer is done with it.
 func (c *Conn) write(ctx context.Context, req *request) error {
+	if err := ctx.Err(); err != nil {
+		freeRequest(req)
+		return err
+	}
 	select {
 	case c.writeq <- req:
 	case <-c.closing:
@@ -158,7 +162,6 @@ func (c *Conn) writeLoop() {
 			if !pace.Due() {
 				continue
 			}
-			c.setDeadline()
 			err := c.w.WriteHeartBeat()
 			if err == nil {
 				err = c.w.Flush()
@@ -202,7 +205,6 @@ func (c *Conn) writeLoop() {
 // A frame that cannot be encoded fails alone; a transport error is
 // returned, after every caller has been answered with it.
 func (c *Conn) writeBatch(ctrl []*frame.Frame, batch []*request) error {
-	c.setDeadline()
 	var fatal error
 	for _, f := range ctrl {
 		c.w.SetContentLength(frame.ContentLengthAuto)
@@ -254,17 +256,27 @@ func isEncodeError(err error) bool {
 	return errors.As(err, &pe)
 }
 
-func (c *Conn) setDeadline() {
-	if c.dl == nil {
-		return
+// transportWriter is what the frame.Writer writes through: it sets the
+// write deadline before every write to the transport, so the bound is on
+// progress (each write is at most one buffer, 32 KiB), not on whole
+// batches.
+type transportWriter struct{ c *Conn }
+
+func (w transportWriter) Write(p []byte) (int, error) {
+	c := w.c
+	if c.dl != nil {
+		d := c.cfg.writeTimeout
+		if d == 0 && c.mon != nil {
+			// A server that takes nothing for as long as a silent one
+			// would be declared dead is dead: without this the writer
+			// could block forever and nobody would watch the heart-beats.
+			d = c.mon.Timeout()
+		}
+		if d > 0 {
+			c.dl.SetWriteDeadline(time.Now().Add(d))
+		}
 	}
-	d := c.cfg.writeTimeout
-	if d == 0 {
-		d = c.mon.Timeout() // a peer that reads nothing for that long is as dead as a silent one
-	}
-	if d > 0 {
-		c.dl.SetWriteDeadline(time.Now().Add(d))
-	}
+	return c.rw.Write(p)
 }
 
 func (c *Conn) writeError(err error) error {

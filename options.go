@@ -157,11 +157,14 @@ func WithLimits(l frame.Limits) Option { return func(c *config) { c.limits = l }
 // logged.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
-// WithWriteTimeout bounds each write to the transport: when the transport
-// has write deadlines (a net.Conn, and the WebSocket transports of Dial), a
-// write that takes longer fails and ends the connection. 0, the default,
-// means no bound, except that with heart-beats from the server the writer
-// uses their timeout as a bound.
+// WithWriteTimeout bounds each write to the transport (a buffer of at
+// most 32 KiB, so the bound is on progress, not on a whole large frame):
+// when the transport has write deadlines (a net.Conn, and the WebSocket
+// transports of Dial), a write that takes longer fails and ends the
+// connection. 0, the default, means no bound, except that when the server
+// sends heart-beats the heart-beat timeout (interval times tolerance)
+// bounds each write: a server that reads nothing for that long is taken
+// for dead.
 func WithWriteTimeout(d time.Duration) Option {
 	return func(c *config) {
 		if d < 0 {
