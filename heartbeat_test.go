@@ -1,0 +1,118 @@
+package stomp
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stompout/stomp/heartbeat"
+)
+
+// TestHeartBeatSending: the writer sends an EOL once it has been idle for
+// half the negotiated send interval, and not while frames go out.
+func TestHeartBeatSending(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Client can send every 1s, server wants one every 1s: send = 1s.
+		c, p := connectPeer(t, V12, []Option{WithHeartBeat(time.Second, 0)}, "heart-beat", "0,1000")
+		if send, recv := c.HeartBeat(); send != time.Second || recv != 0 {
+			t.Fatalf("negotiated %v,%v", send, recv)
+		}
+		start := time.Now()
+		beat := func(want time.Duration) {
+			t.Helper()
+			f, err := p.ReadAny()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !f.IsHeartBeat() {
+				t.Fatalf("got %v, want a heart-beat", f)
+			}
+			if got := time.Since(start); got != want {
+				t.Fatalf("heart-beat at %v, want %v", got, want)
+			}
+		}
+		beat(500 * time.Millisecond)
+		beat(time.Second)
+		time.Sleep(200 * time.Millisecond)
+		if err := c.Send(ctxT(t), "/q", nil); err != nil { // at 1.2s
+			t.Fatal(err)
+		}
+		p.Expect("SEND")
+		beat(1700 * time.Millisecond) // half an interval after the SEND
+		beat(2200 * time.Millisecond)
+	})
+}
+
+// TestHeartBeatTimeout: silence past interval x tolerance ends the
+// connection with a HeartBeatError; any data, heart-beats included,
+// keeps it alive.
+func TestHeartBeatTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		tolerance float64
+		opts      []Option
+	}{
+		{DefaultHeartBeatTolerance, nil},
+		{4, []Option{WithHeartBeatTolerance(4)}},
+	} {
+		t.Run(fmt.Sprint(tc.tolerance), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				opts := append([]Option{WithHeartBeat(0, time.Second)}, tc.opts...)
+				c, p := connectPeer(t, V12, opts, "heart-beat", "1000,0")
+				for range 10 { // 10 s of heart-beats every second
+					time.Sleep(time.Second)
+					p.Write("\n")
+				}
+				last := time.Now()
+				<-c.Done()
+				silence := time.Since(last)
+				if want := time.Duration(tc.tolerance * float64(time.Second)); silence != want {
+					t.Fatalf("died after %v of silence, want %v", silence, want)
+				}
+				var he *HeartBeatError
+				err := c.Err()
+				if !errors.As(err, &he) || !errors.Is(err, ErrHeartBeatTimeout) || !errors.Is(err, heartbeat.ErrTimeout) {
+					t.Fatalf("Err = %v", err)
+				}
+				if he.Interval != time.Second {
+					t.Fatalf("HeartBeatError %+v", he)
+				}
+				p.ExpectClosed()
+			})
+		})
+	}
+}
+
+// TestHeartBeatsWithAStuckSubscription: a subscription nobody reads does
+// not hold up heart-beats in either direction.
+func TestHeartBeatsWithAStuckSubscription(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, p := connectPeer(t, V12, []Option{WithHeartBeat(time.Second, time.Second)}, "heart-beat", "1000,1000")
+		stuck, err := c.Subscribe(ctxT(t), "/queue/a", WithBuffer(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Expect("SUBSCRIBE")
+		for i := range 10 {
+			p.Send("MESSAGE", "x", "subscription", stuck.ID(), "destination", "/queue/a", "message-id", fmt.Sprint(i))
+		}
+		beats := 0
+		for time.Sleep(0); beats < 8; {
+			f, err := p.ReadAny()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.IsHeartBeat() {
+				beats++
+				p.Write("\n")
+			}
+		}
+		if c.Err() != nil {
+			t.Fatalf("connection ended: %v", c.Err())
+		}
+		if !errors.Is(stuck.Err(), ErrSlowConsumer) {
+			t.Fatalf("stuck.Err = %v", stuck.Err())
+		}
+	})
+}
