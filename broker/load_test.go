@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stompout/stomp"
 	"github.com/stompout/stomp/broker"
 	"github.com/stompout/stomp/frame"
 	"github.com/stompout/stomp/server"
@@ -191,4 +192,79 @@ func TestSlowConsumerDoesNotStallOthers(t *testing.T) {
 	slow.c.Close()
 	fast.c.Close()
 	p.close()
+}
+
+// Close in the middle of traffic: every session ends, nothing deadlocks,
+// no goroutine is left (TestMain checks).
+func TestCloseUnderLoad(t *testing.T) {
+	for _, graceful := range []bool{false, true} {
+		t.Run(fmt.Sprint("graceful=", graceful), func(t *testing.T) {
+			ctx := testCtx(t)
+			b, err := broker.Start("127.0.0.1:0", broker.WithServerOptions(server.WithHeartBeat(0, 0), server.WithLinger(200*time.Millisecond)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var conns []*stomp.Conn
+			var wg sync.WaitGroup
+			var producers []func()
+			for i := range 8 {
+				c, err := stomp.Dial(ctx, b.Addr())
+				if err != nil {
+					t.Fatal(err)
+				}
+				conns = append(conns, c)
+				if i%2 == 0 {
+					producers = append(producers, func() {
+						defer wg.Done()
+						for c.Send(ctx, []string{"/queue/busy", "/topic/busy"}[i%4/2], []byte("x")) == nil {
+						}
+					})
+					continue
+				}
+				mode := []stomp.AckMode{stomp.AckAuto, stomp.AckClientIndividual}[i%4/2]
+				sub, err := c.Subscribe(ctx, "/queue/busy", stomp.WithAck(mode), stomp.WithPrefetch(8))
+				if err != nil {
+					t.Fatal(err)
+				}
+				tsub, err := c.Subscribe(ctx, "/topic/busy", stomp.WithBuffer(4096))
+				if err != nil {
+					t.Fatal(err)
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for m := range sub.C() {
+						if mode != stomp.AckAuto {
+							m.Ack(ctx)
+						}
+					}
+					for range tsub.C() {
+					}
+				}()
+			}
+			for _, p := range producers {
+				wg.Add(1)
+				go p()
+			}
+			time.Sleep(100 * time.Millisecond)
+			if graceful {
+				if err := b.Shutdown(ctx); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				b.Close()
+			}
+			for _, c := range conns {
+				select {
+				case <-c.Done():
+				case <-ctx.Done():
+					t.Fatal("a client connection did not end")
+				}
+			}
+			wg.Wait()
+			if st := b.Stats(); st.Sessions != 0 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
+	}
 }
