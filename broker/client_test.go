@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stompout/stomp"
@@ -328,18 +329,21 @@ func TestClientWorkerPool(t *testing.T) {
 	}
 }
 
-// Heart-beats both ways keep an idle connection alive.
+// Heart-beats both ways keep an idle connection alive. Real time: the
+// client pools objects holding channels (sync.Pool), which cannot cross
+// synctest bubbles, so it stays out of them.
 func TestClientHeartBeats(t *testing.T) {
 	ctx := testCtx(t)
-	b := newBroker(t, broker.WithServerOptions(server.WithHeartBeat(20*time.Millisecond, 20*time.Millisecond)))
-	c, err := stomp.Connect(ctx, b.Pipe(), stomp.WithHeartBeat(20*time.Millisecond, 20*time.Millisecond))
+	const hb = 250 * time.Millisecond
+	b := newBroker(t, broker.WithServerOptions(server.WithHeartBeat(hb, hb)))
+	c, err := stomp.Connect(ctx, b.Pipe(), stomp.WithHeartBeat(hb, hb), stomp.WithHeartBeatTolerance(4))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if send, recv := c.HeartBeat(); send != 20*time.Millisecond || recv != 20*time.Millisecond {
+	if send, recv := c.HeartBeat(); send != hb || recv != hb {
 		t.Fatalf("negotiated %v %v", send, recv)
 	}
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(8 * hb)
 	var r *stomp.Receipt
 	if err := c.Send(ctx, "/queue/hb", nil, stomp.WithReceipt(&r)); err != nil {
 		t.Fatal(err)
@@ -350,4 +354,19 @@ func TestClientHeartBeats(t *testing.T) {
 	if err := c.Disconnect(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A client that stops sending heart-beats is dropped by the broker.
+func TestClientSilentIsDropped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := broker.New(broker.WithServerOptions(server.WithHeartBeat(0, time.Second)))
+		defer b.Close()
+		c := open(t, b.Pipe(), "1.2", "heart-beat", "1000,0")
+		start := time.Now()
+		_, err := c.r.ReadFrame() // nothing comes but the close
+		if err == nil || time.Since(start) != 2*time.Second {
+			t.Fatalf("after %v: %v", time.Since(start), err)
+		}
+		c.c.Close()
+	})
 }
