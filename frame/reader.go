@@ -27,9 +27,10 @@ type Reader struct {
 	off     int64  // bytes consumed from br so far
 
 	f     Frame  // the frame handed out, reused
+	used  int    // entries of f.Header's backing array that may hold old strings
 	line  []byte // scratch for lines longer than br's buffer
-	hdr   []byte // the current frame's header bytes, unescaped in place
-	spans []int  // per header: key start, key end, value end (value starts at key end)
+	hdr   []byte // the current frame's header bytes, decoded
+	spans []int  // per header: key start and end, value start and end in hdr
 	body  []byte // scratch for bodies that do not fit br's buffer
 }
 
@@ -69,7 +70,11 @@ func (r *Reader) Limits() Limits { return r.limits }
 func (r *Reader) ReadFrame() (*Frame, error) {
 	f := &r.f
 	f.Command, f.Body = "", nil
-	f.Header.Reset()
+	// Not Header.Reset: makeHeader overwrites the entries in place and
+	// clears only what is left of the last frame's, which halves the GC
+	// write barriers on this path.
+	r.used = max(r.used, len(f.Header.fields))
+	f.Header.fields = f.Header.fields[:0]
 
 	// Heart-beats, or the first byte of a frame. Peek rather than
 	// ReadByte+UnreadByte: a CR not followed by LF must stay in the stream
@@ -84,12 +89,14 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 		r.br.Discard(1)
 		r.off++
 		r.skipEOLs()
+		r.clearHeader(f)
 		return f, nil
 	case '\r':
 		if b, _ := r.br.Peek(2); len(b) == 2 && b[1] == '\n' {
 			r.br.Discard(2)
 			r.off += 2
 			r.skipEOLs()
+			r.clearHeader(f)
 			return f, nil
 		}
 	}
@@ -154,10 +161,13 @@ func (r *Reader) readLine(cmd string) ([]byte, error) {
 }
 
 // readHeaders reads header lines up to the blank line into r.hdr and
-// r.spans, unescaping in place when the version and command call for it.
+// r.spans, unescaping when the version and command call for it.
 func (r *Reader) readHeaders(cmd string, start int64) error {
-	r.hdr, r.spans = r.hdr[:0], r.spans[:0]
 	escaped := r.version.escapes(cmd)
+	if r.headersBuffered(escaped, start) {
+		return nil
+	}
+	r.hdr, r.spans = r.hdr[:0], r.spans[:0]
 	for n := 0; ; n++ {
 		at := r.off
 		line, err := r.readLine(cmd)
@@ -175,33 +185,78 @@ func (r *Reader) readHeaders(cmd string, start int64) error {
 		if size := int(r.off - start); size > r.limits.MaxFrameSize {
 			return &LimitError{Err: ErrFrameTooLarge, Command: cmd, Limit: r.limits.MaxFrameSize, Size: size}
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return &ProtocolError{Err: ErrMalformedHeader, Command: cmd, Offset: at, Detail: quote(line)}
-		}
-		// Decode into r.hdr rather than in place, so that the line stays as
-		// it came for the error message.
-		ks := len(r.hdr)
-		var ok bool
-		if r.hdr, ok = r.appendText(r.hdr, line[:colon], escaped); ok {
-			ke := len(r.hdr)
-			if r.hdr, ok = r.appendText(r.hdr, line[colon+1:], escaped); ok {
-				r.spans = append(r.spans, ks, ke, len(r.hdr))
-			}
-		}
-		if !ok {
-			return &ProtocolError{Err: ErrBadEscape, Command: cmd, Offset: at, Detail: quote(line)}
+		if err := r.addHeader(line, escaped); err != nil {
+			return &ProtocolError{Err: err, Command: cmd, Offset: at, Detail: quote(line)}
 		}
 	}
 }
 
-// appendText appends a header name or value to dst, decoding its escapes
-// if escaped is set; ok is false on an undefined escape (including \r
-// before 1.2 and a trailing backslash).
-func (r *Reader) appendText(dst, b []byte, escaped bool) (_ []byte, ok bool) {
-	if !escaped {
-		return append(dst, b...), true
+// headersBuffered is readHeaders for the common case where every header
+// line, the blank line included, is already in the read buffer: it parses
+// them there, without a bufio call per line. It consumes nothing and
+// reports false when they are not all there, or when anything is wrong
+// with them (a limit, a malformed line, a bad escape); readHeaders then
+// reads them line by line and reports the error.
+func (r *Reader) headersBuffered(escaped bool, start int64) bool {
+	r.hdr, r.spans = r.hdr[:0], r.spans[:0]
+	buf, _ := r.br.Peek(r.br.Buffered()) // never blocks
+	head := int(r.off - start)           // the command line
+	for n, pos := 0, 0; ; n++ {
+		i := bytes.IndexByte(buf[pos:], '\n')
+		if i < 0 {
+			return false
+		}
+		line := buf[pos : pos+i]
+		pos += i + 1
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
+		if len(line) > r.limits.MaxLineSize {
+			return false
+		}
+		if len(line) == 0 {
+			r.br.Discard(pos)
+			r.off += int64(pos)
+			return true
+		}
+		if n >= r.limits.MaxHeaders || head+pos > r.limits.MaxFrameSize || r.addHeader(line, escaped) != nil {
+			return false
+		}
 	}
+}
+
+// addHeader adds the header line to r.hdr and r.spans, decoding it if
+// escaped is set. It returns ErrMalformedHeader or ErrBadEscape.
+func (r *Reader) addHeader(line []byte, escaped bool) error {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return ErrMalformedHeader
+	}
+	base := len(r.hdr)
+	if !escaped || bytes.IndexByte(line, '\\') < 0 {
+		// Nothing to decode: keep the line whole, colon and all, and point
+		// into it.
+		r.hdr = append(r.hdr, line...)
+		r.spans = append(r.spans, base, base+colon, base+colon+1, len(r.hdr))
+		return nil
+	}
+	// Decode into r.hdr rather than in place, so that the line stays as it
+	// came for an error message.
+	var ok bool
+	if r.hdr, ok = r.appendUnescaped(r.hdr, line[:colon]); ok {
+		ke := len(r.hdr)
+		if r.hdr, ok = r.appendUnescaped(r.hdr, line[colon+1:]); ok {
+			r.spans = append(r.spans, base, ke, ke, len(r.hdr))
+			return nil
+		}
+	}
+	return ErrBadEscape
+}
+
+// appendUnescaped appends a header name or value to dst, decoding its
+// escapes; ok is false on an undefined escape (including \r before 1.2
+// and a trailing backslash).
+func (r *Reader) appendUnescaped(dst, b []byte) (_ []byte, ok bool) {
 	for {
 		i := bytes.IndexByte(b, '\\')
 		if i < 0 {
@@ -236,10 +291,28 @@ func (r *Reader) appendText(dst, b []byte, escaped bool) (_ []byte, ok bool) {
 // substrings of it: one allocation for the whole header block.
 func (r *Reader) makeHeader(f *Frame) {
 	s := string(r.hdr)
-	for i := 0; i < len(r.spans); i += 3 {
-		ks, ke, ve := r.spans[i], r.spans[i+1], r.spans[i+2]
-		f.Header.fields = append(f.Header.fields, field{s[ks:ke], s[ke:ve]})
+	fields := f.Header.fields[:0]
+	for i := 0; i < len(r.spans); i += 4 {
+		sp := r.spans[i : i+4 : i+4]
+		fields = append(fields, field{s[sp[0]:sp[1]], s[sp[2]:sp[3]]})
 	}
+	f.Header.fields = fields
+	r.clearTail(fields)
+}
+
+// clearHeader empties f.Header for a heart-beat.
+func (r *Reader) clearHeader(f *Frame) {
+	f.Header.fields = f.Header.fields[:0]
+	r.clearTail(f.Header.fields)
+}
+
+// clearTail clears the entries past len(fields) that may still hold the
+// strings of an earlier frame, so that they do not keep them alive.
+func (r *Reader) clearTail(fields []field) {
+	if hi := min(r.used, cap(fields)); hi > len(fields) {
+		clear(fields[len(fields):hi])
+	}
+	r.used = len(fields)
 }
 
 // readBody reads the body and its NUL terminator. A body that fits the

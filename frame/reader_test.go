@@ -628,3 +628,33 @@ func TestReadFrameAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestReadFrameNoStaleHeaders: the Reader reuses its Frame's header
+// entries, but entries of an earlier, longer frame do not linger in the
+// backing array (they would keep old header strings alive).
+func TestReadFrameNoStaleHeaders(t *testing.T) {
+	in := "SEND\na:1\nb:2\nc:3\nd:4\n\n\x00SEND\ne:5\n\n\x00\nSEND\nf:6\ng:7\n\n\x00ACK\n\n\x00"
+	r := NewReaderSize(iotest.OneByteReader(strings.NewReader(in)), 16)
+	check := func(wantLen int) {
+		t.Helper()
+		f, err := r.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Header.Len() != wantLen {
+			t.Fatalf("%d headers, want %d", f.Header.Len(), wantLen)
+		}
+		for _, e := range f.Header.fields[wantLen:cap(f.Header.fields)] {
+			if e != (field{}) {
+				t.Fatalf("stale entry %v after %s", e, render(f))
+			}
+		}
+	}
+	check(4)
+	f, _ := r.ReadFrame()
+	f.Header.Add("user", "added") // callers may change the frame they were given
+	f.Header.Add("user", "again")
+	check(0) // the heart-beat
+	check(2)
+	check(0)
+}
