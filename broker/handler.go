@@ -64,6 +64,7 @@ func (b *Broker) Send(ctx context.Context, s *server.Session, m *server.Message)
 	defer b.mu.Unlock()
 	b.seq++
 	m.ID = "m-" + strconv.FormatUint(b.seq, 10)
+	m.Header.Del("redelivered") // the broker's to say, not the producer's
 	if isTopic(m.Destination) {
 		b.st.in++
 		b.publish(m)
