@@ -41,8 +41,8 @@ type Session struct {
 	txFrames int  // frames buffered in txs
 	said     bool // Handler.Disconnect was called (for a DISCONNECT frame)
 
-	// Set once by the reader before CONNECTED is queued; read by Deliver
-	// after connected is true.
+	// msgSeq numbers the message-ids Deliver makes for messages without
+	// an ID.
 	msgSeq atomic.Uint64
 
 	mu sync.Mutex // guards the fields below; never held across I/O or handler calls
@@ -55,8 +55,10 @@ type Session struct {
 	// closing is set once the final item is queued; nothing is queued after.
 	closing bool
 	// cause is why the session ends (nil: DISCONNECT), set with closing.
-	cause  error
+	cause error
+	// ackSeq numbers the 1.2 ack ids.
 	ackSeq uint64
+	// linger closes the transport if the writer cannot finish in time.
 	linger *time.Timer
 	// passcode is the CONNECT frame's, to scrub from ERROR frames.
 	passcode string
