@@ -88,18 +88,18 @@ func (s *Session) Deliver(d Delivery) error {
 	if dest == "" {
 		dest = sub.Destination
 	}
-	f := &frame.Frame{Command: frame.CmdMessage, Body: m.Body}
-	f.Header.Add(frame.HdrDestination, dest)
-	f.Header.Add(frame.HdrMessageID, msgID)
+	// The header entries in one slice, so frame.New sizes the header once.
+	kv := make([]string, 0, 8+2*m.Header.Len())
+	kv = append(kv, frame.HdrDestination, dest, frame.HdrMessageID, msgID)
 	if sub.explicit || s.version != frame.V10 {
-		f.Header.Add(frame.HdrSubscription, sub.ID)
+		kv = append(kv, frame.HdrSubscription, sub.ID)
 	}
 	if sub.Ack != AckAuto {
 		p := pendingAck{msgID: msgID}
 		if s.version == frame.V12 {
 			s.ackSeq++
 			p.ackID = strconv.FormatUint(s.ackSeq, 10)
-			f.Header.Add(frame.HdrAck, p.ackID)
+			kv = append(kv, frame.HdrAck, p.ackID)
 		}
 		sub.pending = append(sub.pending, p)
 	}
@@ -108,8 +108,10 @@ func (s *Session) Deliver(d Delivery) error {
 		case frame.HdrDestination, frame.HdrMessageID, frame.HdrSubscription, frame.HdrAck:
 			continue
 		}
-		f.Header.Add(k, v)
+		kv = append(kv, k, v)
 	}
+	f := frame.New(frame.CmdMessage, kv...)
+	f.Body = m.Body
 	s.out = append(s.out, outItem{f: f, written: d.Written, message: true})
 	s.outMsgs++
 	s.mu.Unlock()
