@@ -36,6 +36,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/stompout/stomp/server"
@@ -148,11 +149,11 @@ func New(opts ...Option) *Broker {
 }
 
 // Start is New plus a TCP listener on addr (e.g. "127.0.0.1:0" for an
-// ephemeral port) served on a goroutine of its own. Close or Shutdown stop
-// it.
+// ephemeral port; a "tcp://" prefix is allowed) served on a goroutine of
+// its own. Close or Shutdown stop it.
 func Start(addr string, opts ...Option) (*Broker, error) {
 	b := New(opts...)
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", strings.TrimPrefix(addr, "tcp://"))
 	if err != nil {
 		return nil, err
 	}
