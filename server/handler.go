@@ -51,8 +51,10 @@ type Handler interface {
 	Disconnect(ctx context.Context, s *Session, reason error)
 	// Error reports an error that ends a session, connected or not: a
 	// *ProtocolError, an error a handler method returned, ErrConnectTimeout,
-	// a heart-beat timeout (heartbeat.ErrTimeout) or a slow-consumer Close.
-	// It is not called when the client merely goes away or disconnects.
+	// a heart-beat timeout (heartbeat.ErrTimeout) or the error given to
+	// Session.Close (a slow consumer, say). It is not called when the
+	// client goes away (ErrConnectionLost) or disconnects, nor for
+	// Close(nil), Shutdown or Server.Close.
 	Error(ctx context.Context, s *Session, err error)
 }
 
