@@ -64,8 +64,10 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
+	bopts = append(bopts, broker.WithLogger(logger),
+		broker.WithServerOptions(server.WithHeartBeat(*hbSend, *hbRecv), server.WithLogger(logger)))
 	b := broker.New(bopts...)
-	srv := server.New(b, server.WithHeartBeat(*hbSend, *hbRecv), server.WithLogger(logger))
+	srv := b.Server()
 	errc := make(chan error, 2)
 	var httpSrv *http.Server
 
@@ -84,7 +86,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if *wsAddr != "" {
 		l, err := net.Listen("tcp", *wsAddr)
 		if err != nil {
-			srv.Close()
+			b.Close()
 			return err
 		}
 		mux := http.NewServeMux()
@@ -109,7 +111,7 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if httpSrv != nil {
 		httpSrv.Shutdown(sctx)
 	}
-	if serr := srv.Shutdown(sctx); serr != nil && err == nil {
+	if serr := b.Shutdown(sctx); serr != nil && err == nil {
 		err = serr
 	}
 	if errors.Is(err, server.ErrServerClosed) || errors.Is(err, http.ErrServerClosed) {
