@@ -104,7 +104,7 @@ func TestCancelledContextEndsOnlyTheWait(t *testing.T) {
 
 // rawConnect connects a client over client while the test answers on
 // server by hand, so that nothing reads server afterwards.
-func rawConnect(t *testing.T, client, server net.Conn, opts ...Option) *Conn {
+func rawConnect(t testing.TB, client, server net.Conn, opts ...Option) *Conn {
 	t.Helper()
 	done := make(chan *Conn, 1)
 	go func() {

@@ -1,0 +1,274 @@
+package stomp
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stompout/stomp/internal/stomptest"
+)
+
+func TestHostPort(t *testing.T) {
+	for in, want := range map[string]string{
+		"h:1":        "h:1",
+		"h":          "h:61613",
+		"h:1/path":   "h:1",
+		"[::1]":      "[::1]:61613",
+		"[::1]:7":    "[::1]:7",
+		"127.0.0.1/": "127.0.0.1:61613",
+	} {
+		if got := hostPort(in, "61613"); got != want {
+			t.Errorf("hostPort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestDialBadAddress(t *testing.T) {
+	if _, err := Dial(ctxT(t), "udp://127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "unknown scheme") {
+		t.Fatalf("Dial udp: %v", err)
+	}
+	if _, err := Dial(ctxT(t), "tcp://127.0.0.1:1"); err == nil {
+		t.Fatal("Dial to a closed port succeeded")
+	}
+	if _, err := Dial(ctxT(t), "127.0.0.1:1", WithVersions()); err == nil {
+		t.Fatal("invalid option accepted")
+	}
+}
+
+// serveOne accepts one connection on l and scripts it with a Peer that
+// answers CONNECT with 1.2.
+func serveOne(t *testing.T, l net.Listener) <-chan *stomptest.Peer {
+	ch := make(chan *stomptest.Peer, 1)
+	go func() {
+		conn, err := l.Accept()
+		if err != nil {
+			t.Error(err)
+			close(ch)
+			return
+		}
+		t.Cleanup(func() { conn.Close() })
+		ch <- stomptest.New(t, conn)
+	}()
+	return ch
+}
+
+// roundTrip runs a SEND, a MESSAGE and a DISCONNECT through a dialled
+// connection, with a binary body that is not UTF-8.
+func roundTrip(t *testing.T, c *Conn, p *stomptest.Peer) {
+	t.Helper()
+	ctx := ctxT(t)
+	body := []byte{0xff, 0, 0xfe, '\n'}
+	sub, err := c.Subscribe(ctx, "/queue/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Send(ctx, "/queue/a", body); err != nil {
+		t.Fatal(err)
+	}
+	p.Expect("SUBSCRIBE")
+	if f := p.Expect("SEND"); string(f.Body) != string(body) {
+		t.Fatalf("server got %q", f.Body)
+	}
+	p.Send("MESSAGE", string(body), "subscription", sub.ID(), "destination", "/queue/a", "content-length", "4")
+	if m := recv(t, sub.C()); string(m.Body) != string(body) {
+		t.Fatalf("client got %q", m.Body)
+	}
+	done := async(func() error { return c.Disconnect(ctx) })
+	f := p.Expect("DISCONNECT")
+	p.Send("RECEIPT", "", "receipt-id", f.Header.Get("receipt"))
+	if err := waitErr(t, done); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDialTCP(t *testing.T) {
+	for _, scheme := range []string{"", "tcp://"} {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		peer := serveOne(t, l)
+		done := make(chan *Conn, 1)
+		go func() {
+			c, err := Dial(ctxT(t), scheme+l.Addr().String(), WithLogin("u", "p"))
+			if err != nil {
+				t.Error(err)
+			}
+			done <- c
+		}()
+		p := <-peer
+		if f := p.Accept(V12); f.Header.Get("login") != "u" {
+			t.Fatalf("CONNECT %v", f)
+		}
+		c := <-done
+		if c == nil {
+			t.FailNow()
+		}
+		roundTrip(t, c, p)
+	}
+}
+
+func TestDialTLS(t *testing.T) {
+	cert, pool := selfSigned(t)
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, scheme := range []string{"tls://", "ssl://"} {
+		peer := serveOne(t, l)
+		done := make(chan *Conn, 1)
+		go func() {
+			c, err := Dial(ctxT(t), scheme+l.Addr().String(), WithTLSConfig(&tls.Config{RootCAs: pool}))
+			if err != nil {
+				t.Error(err)
+			}
+			done <- c
+		}()
+		p := <-peer
+		p.Accept(V12)
+		c := <-done
+		if c == nil {
+			t.FailNow()
+		}
+		roundTrip(t, c, p)
+	}
+	// Without the CA, the certificate is refused.
+	go func() {
+		if conn, err := l.Accept(); err == nil {
+			conn.(*tls.Conn).Handshake()
+			conn.Close()
+		}
+	}()
+	if _, err := Dial(ctxT(t), "tls://"+l.Addr().String()); err == nil {
+		t.Fatal("untrusted certificate accepted")
+	}
+}
+
+// wsServerConn is the server end of a WebSocket as a net.Conn for a Peer.
+type wsServerConn struct {
+	*wsConn
+	net.Conn // from websocket.NetConn: addresses and deadlines
+}
+
+func (c wsServerConn) Read(p []byte) (int, error)  { return c.wsConn.Read(p) }
+func (c wsServerConn) Write(p []byte) (int, error) { return c.wsConn.Write(p) }
+func (c wsServerConn) Close() error                { return c.wsConn.Close() }
+func (c wsServerConn) SetWriteDeadline(time.Time) error {
+	return nil
+}
+
+func wsServer(t *testing.T, tlsServer bool) (*httptest.Server, <-chan *stomptest.Peer) {
+	peers := make(chan *stomptest.Peer, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"v12.stomp"}})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if ws.Subprotocol() != "v12.stomp" {
+			t.Errorf("subprotocol %q", ws.Subprotocol())
+		}
+		nc := websocket.NetConn(context.Background(), ws, websocket.MessageText)
+		peers <- stomptest.New(t, wsServerConn{&wsConn{c: ws}, nc})
+	})
+	var srv *httptest.Server
+	if tlsServer {
+		srv = httptest.NewTLSServer(h)
+	} else {
+		srv = httptest.NewServer(h)
+	}
+	t.Cleanup(srv.Close)
+	return srv, peers
+}
+
+func TestDialWebSocket(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		srv, peers := wsServer(t, secure)
+		url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
+		var opts []Option
+		if secure {
+			opts = append(opts, WithTLSConfig(srv.Client().Transport.(*http.Transport).TLSClientConfig))
+		}
+		done := make(chan *Conn, 1)
+		go func() {
+			c, err := Dial(ctxT(t), url, opts...)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- c
+		}()
+		p := <-peers
+		p.Accept(V12)
+		c := <-done
+		if c == nil {
+			t.FailNow()
+		}
+		roundTrip(t, c, p)
+		p.Close()
+	}
+}
+
+func TestWebSocketServerCloses(t *testing.T) {
+	srv, peers := wsServer(t, false)
+	done := make(chan *Conn, 1)
+	go func() {
+		c, err := Dial(ctxT(t), "ws"+strings.TrimPrefix(srv.URL, "http"))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- c
+	}()
+	p := <-peers
+	p.Accept(V12)
+	c := <-done
+	if c == nil {
+		t.FailNow()
+	}
+	defer c.Close()
+	p.Conn.(wsServerConn).wsConn.c.Close(websocket.StatusNormalClosure, "bye")
+	<-c.Done()
+	if c.Err() == nil || !strings.Contains(c.Err().Error(), "closed by the server") {
+		t.Fatalf("Err = %v", c.Err())
+	}
+}
+
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "stompout test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true,
+
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
