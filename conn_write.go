@@ -17,6 +17,7 @@ import (
 // the writer has answered on done.
 type request struct {
 	f     frame.Frame
+	cc    callConfig // the call's options, kept here so that they do not escape to the heap
 	mode  frame.ContentLengthMode
 	state atomic.Int32 // reqQueued -> reqClaimed (writer) or reqAbandoned (caller)
 	done  chan error   // capacity 1: the writer's answer, once flushed
@@ -35,6 +36,8 @@ func (c *Conn) newRequest(cmd string) *request {
 	req.f.Command = cmd
 	req.f.Header.Reset()
 	req.f.Body = nil
+	clear(req.cc.headers)
+	req.cc = callConfig{headers: req.cc.headers[:0]}
 	req.mode = frame.ContentLengthAuto
 	req.state.Store(reqQueued)
 	return req
@@ -42,6 +45,7 @@ func (c *Conn) newRequest(cmd string) *request {
 
 func freeRequest(req *request) {
 	req.f.Body = nil
+	req.cc.receipt = nil
 	requestPool.Put(req)
 }
 

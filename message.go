@@ -52,11 +52,12 @@ func (c *Conn) ackFrame(ctx context.Context, cmd, tx string, m Message, opts []C
 	if cmd == frame.CmdNack && c.version == V10 {
 		return ErrNackUnsupported
 	}
-	var cc callConfig
+	req := c.newRequest(cmd)
+	cc := &req.cc
 	if err := cc.apply(opts); err != nil {
+		freeRequest(req)
 		return err
 	}
-	req := c.newRequest(cmd)
 	h := &req.f.Header
 	switch c.version {
 	case V10:
@@ -71,7 +72,7 @@ func (c *Conn) ackFrame(ctx context.Context, cmd, tx string, m Message, opts []C
 		h.Add(frame.HdrTransaction, tx)
 	}
 	addHeaders(h, cc.headers)
-	return c.do(ctx, req, &cc)
+	return c.do(ctx, req, cc)
 }
 
 // Send sends a SEND frame with body to dest and returns once it is
@@ -89,11 +90,12 @@ func (c *Conn) Send(ctx context.Context, dest string, body []byte, opts ...CallO
 }
 
 func (c *Conn) send(ctx context.Context, tx, dest string, body []byte, opts []CallOption) error {
-	var cc callConfig
+	req := c.newRequest(frame.CmdSend)
+	cc := &req.cc
 	if err := cc.apply(opts); err != nil {
+		freeRequest(req)
 		return err
 	}
-	req := c.newRequest(frame.CmdSend)
 	h := &req.f.Header
 	h.Add(frame.HdrDestination, dest)
 	if cc.contentType != "" {
@@ -108,5 +110,5 @@ func (c *Conn) send(ctx context.Context, tx, dest string, body []byte, opts []Ca
 	if cc.contentLength < 0 {
 		req.mode = frame.ContentLengthNever
 	}
-	return c.do(ctx, req, &cc)
+	return c.do(ctx, req, cc)
 }
