@@ -14,6 +14,7 @@ import (
 var versions = []Version{V10, V11, V12}
 
 func TestConnectFrameBytes(t *testing.T) {
+	noLeaks(t)
 	tests := []struct {
 		name string
 		opts []Option
@@ -47,6 +48,7 @@ func TestConnectFrameBytes(t *testing.T) {
 }
 
 func TestConnectNegotiates(t *testing.T) {
+	noLeaks(t)
 	for _, v := range versions {
 		t.Run(string(v), func(t *testing.T) {
 			c, _ := connectPeer(t, v, []Option{WithHeartBeat(time.Second, 3*time.Second)}, "heart-beat", "2000,2000")
@@ -68,6 +70,7 @@ func TestConnectNegotiates(t *testing.T) {
 }
 
 func TestConnectNoVersionHeaderIs10(t *testing.T) {
+	noLeaks(t)
 	c, _ := connectPeer(t, "", nil)
 	if c.Version() != V10 {
 		t.Fatalf("version %q, want 1.0", c.Version())
@@ -75,6 +78,7 @@ func TestConnectNoVersionHeaderIs10(t *testing.T) {
 }
 
 func TestConnectRefused(t *testing.T) {
+	noLeaks(t)
 	client, p := stomptest.Pipe(t)
 	done := async(func() error {
 		_, err := Connect(ctxT(t), client, WithLogin("guest", "wrong"))
@@ -98,6 +102,7 @@ func TestConnectRefused(t *testing.T) {
 }
 
 func TestConnectBadAnswers(t *testing.T) {
+	noLeaks(t)
 	tests := []struct {
 		name   string
 		opts   []Option
@@ -126,6 +131,7 @@ func TestConnectBadAnswers(t *testing.T) {
 }
 
 func TestConnectContextEnds(t *testing.T) {
+	noLeaks(t)
 	client, p := stomptest.Pipe(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := async(func() error {
@@ -141,6 +147,7 @@ func TestConnectContextEnds(t *testing.T) {
 }
 
 func TestConnectHeartBeatsBeforeConnected(t *testing.T) {
+	noLeaks(t)
 	client, p := stomptest.Pipe(t)
 	done := async(func() error {
 		c, err := Connect(ctxT(t), client)
@@ -157,6 +164,7 @@ func TestConnectHeartBeatsBeforeConnected(t *testing.T) {
 }
 
 func TestInvalidOptions(t *testing.T) {
+	noLeaks(t)
 	for _, o := range []Option{WithVersions(), WithVersions("2.0"), WithHeartBeat(-1, 0),
 		WithHeartBeatTolerance(0.5), WithSubscriptionBuffer(0), WithWriteTimeout(-1), WithUnroutedBuffer(0)} {
 		client, _ := stomptest.Pipe(t)
@@ -167,6 +175,7 @@ func TestInvalidOptions(t *testing.T) {
 }
 
 func TestDisconnect(t *testing.T) {
+	noLeaks(t)
 	for _, v := range versions {
 		t.Run(string(v), func(t *testing.T) {
 			c, p := connectPeer(t, v, nil)
@@ -195,6 +204,7 @@ func TestDisconnect(t *testing.T) {
 }
 
 func TestDisconnectServerClosesWithoutReceipt(t *testing.T) {
+	noLeaks(t)
 	c, p := connectPeer(t, V12, nil)
 	done := async(func() error { return c.Disconnect(ctxT(t)) })
 	p.Expect("DISCONNECT")
@@ -208,6 +218,7 @@ func TestDisconnectServerClosesWithoutReceipt(t *testing.T) {
 }
 
 func TestDisconnectServerNeverAnswers(t *testing.T) {
+	noLeaks(t)
 	c, p := connectPeer(t, V12, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -225,6 +236,7 @@ func TestDisconnectServerNeverAnswers(t *testing.T) {
 }
 
 func TestCloseIdempotentAndConcurrent(t *testing.T) {
+	noLeaks(t)
 	c, p := connectPeer(t, V12, nil)
 	var errs []<-chan error
 	for range 4 {
@@ -238,6 +250,7 @@ func TestCloseIdempotentAndConcurrent(t *testing.T) {
 }
 
 func TestServerClosesConnection(t *testing.T) {
+	noLeaks(t)
 	c, p := connectPeer(t, V12, nil)
 	sub, err := c.Subscribe(ctxT(t), "/queue/a")
 	if err != nil {

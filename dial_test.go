@@ -21,6 +21,7 @@ import (
 )
 
 func TestHostPort(t *testing.T) {
+	noLeaks(t)
 	for in, want := range map[string]string{
 		"h:1":        "h:1",
 		"h":          "h:61613",
@@ -36,6 +37,7 @@ func TestHostPort(t *testing.T) {
 }
 
 func TestDialBadAddress(t *testing.T) {
+	noLeaks(t)
 	if _, err := Dial(ctxT(t), "udp://127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "unknown scheme") {
 		t.Fatalf("Dial udp: %v", err)
 	}
@@ -94,6 +96,7 @@ func roundTrip(t *testing.T, c *Conn, p *stomptest.Peer) {
 }
 
 func TestDialTCP(t *testing.T) {
+	noLeaks(t)
 	for _, scheme := range []string{"", "tcp://"} {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -122,6 +125,7 @@ func TestDialTCP(t *testing.T) {
 }
 
 func TestDialTLS(t *testing.T) {
+	noLeaks(t)
 	cert, pool := selfSigned(t)
 	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
 	if err != nil {
@@ -196,6 +200,7 @@ func wsServer(t *testing.T, tlsServer bool) (*httptest.Server, <-chan *stomptest
 }
 
 func TestDialWebSocket(t *testing.T) {
+	noLeaks(t)
 	for _, secure := range []bool{false, true} {
 		srv, peers := wsServer(t, secure)
 		url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
@@ -223,6 +228,7 @@ func TestDialWebSocket(t *testing.T) {
 }
 
 func TestWebSocketServerCloses(t *testing.T) {
+	noLeaks(t)
 	srv, peers := wsServer(t, false)
 	done := make(chan *Conn, 1)
 	go func() {

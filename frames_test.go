@@ -10,6 +10,7 @@ import (
 // TestFrameBytes checks the exact bytes of every client command in every
 // version.
 func TestFrameBytes(t *testing.T) {
+	noLeaks(t)
 	w := stomptest.Wire
 	for _, v := range versions {
 		t.Run(string(v), func(t *testing.T) {
@@ -182,6 +183,7 @@ func TestFrameBytes(t *testing.T) {
 }
 
 func TestJSON(t *testing.T) {
+	noLeaks(t)
 	c, p := connectPeer(t, V12, nil)
 	ctx := ctxT(t)
 	type job struct {

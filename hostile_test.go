@@ -10,6 +10,7 @@ import (
 )
 
 func TestUnknownSubscriptionGoesToUnrouted(t *testing.T) {
+	noLeaks(t)
 	c, p := connectPeer(t, V12, nil)
 	ctx := ctxT(t)
 	// RabbitMQ's /temp-queue/ replies arrive with a subscription id that
@@ -27,6 +28,7 @@ func TestUnknownSubscriptionGoesToUnrouted(t *testing.T) {
 }
 
 func TestUnroutedOverflowIsCounted(t *testing.T) {
+	noLeaks(t)
 	c, p := connectPeer(t, V12, []Option{WithUnroutedBuffer(1)})
 	for i := range 3 {
 		p.Send("MESSAGE", "x", "subscription", "nobody", "destination", "/q", "message-id", string(rune('a'+i)))
@@ -49,6 +51,7 @@ func TestUnroutedOverflowIsCounted(t *testing.T) {
 }
 
 func TestErrorFrameMidStream(t *testing.T) {
+	noLeaks(t)
 	c, p := connectPeer(t, V12, nil)
 	ctx := ctxT(t)
 	sub, err := c.Subscribe(ctx, "/queue/a")
@@ -107,6 +110,7 @@ func TestErrorFrameMidStream(t *testing.T) {
 }
 
 func TestMissingHeaders(t *testing.T) {
+	noLeaks(t)
 	c, p := connectPeer(t, V12, nil)
 	ctx := ctxT(t)
 	a, _ := c.Subscribe(ctx, "/queue/a", WithAck(AckClient))
@@ -151,6 +155,7 @@ func TestMissingHeaders(t *testing.T) {
 }
 
 func TestSplitAndBatchedFrames(t *testing.T) {
+	noLeaks(t)
 	c, p := connectPeer(t, V11, nil)
 	sub, err := c.Subscribe(ctxT(t), "/queue/a")
 	if err != nil {
@@ -181,6 +186,7 @@ func TestSplitAndBatchedFrames(t *testing.T) {
 }
 
 func TestHostileFramesEndTheConnection(t *testing.T) {
+	noLeaks(t)
 	tests := []struct {
 		name  string
 		opts  []Option
@@ -218,6 +224,7 @@ func TestHostileFramesEndTheConnection(t *testing.T) {
 }
 
 func TestSeveralSubscriptionsSameDestination(t *testing.T) {
+	noLeaks(t)
 	c, p := connectPeer(t, V12, nil)
 	ctx := ctxT(t)
 	s1, _ := c.Subscribe(ctx, "/topic/t")

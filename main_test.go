@@ -75,3 +75,11 @@ func waitErr(t testing.TB, ch <-chan error) error {
 	}
 	return nil
 }
+
+// noLeaks fails the test if it leaves a goroutine behind. Call it first,
+// so that its check runs after every other cleanup. (Tests in a synctest
+// bubble need not: the bubble itself fails when goroutines are left.)
+func noLeaks(t *testing.T) {
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}

@@ -9,6 +9,7 @@ import (
 // TestManyOutstandingReceipts: one goroutine has 10,000 receipted sends
 // outstanding at once; receipts do not serialise sends.
 func TestManyOutstandingReceipts(t *testing.T) {
+	noLeaks(t)
 	c, p := connectPeer(t, V12, nil)
 	ctx := ctxT(t)
 	const n = 10000
@@ -43,6 +44,7 @@ func TestManyOutstandingReceipts(t *testing.T) {
 }
 
 func TestReceiptWaitContextAndClose(t *testing.T) {
+	noLeaks(t)
 	c, p := connectPeer(t, V12, nil)
 	var r *Receipt
 	if _, err := c.Subscribe(ctxT(t), "/queue/a", WithReceipt(&r)); err != nil {
@@ -69,6 +71,7 @@ func TestReceiptWaitContextAndClose(t *testing.T) {
 }
 
 func TestReceiptOfUnsentFrame(t *testing.T) {
+	noLeaks(t)
 	c, _ := connectPeer(t, V12, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

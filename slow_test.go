@@ -16,6 +16,7 @@ import (
 // TestSlowSubscriptionDoesNotWedge: a subscription nobody reads overflows
 // and ends with ErrSlowConsumer; other subscriptions and receipts go on.
 func TestSlowSubscriptionDoesNotWedge(t *testing.T) {
+	noLeaks(t)
 	c, p := connectPeer(t, V12, nil)
 	ctx := ctxT(t)
 	slow, _ := c.Subscribe(ctx, "/queue/slow", WithBuffer(2), WithAck(AckClientIndividual))
@@ -76,6 +77,7 @@ func TestSlowSubscriptionDoesNotWedge(t *testing.T) {
 // TestCancelledContextEndsOnlyTheWait: a Send whose context ends while the
 // writer is blocked returns, is not sent, and the connection goes on.
 func TestCancelledContextEndsOnlyTheWait(t *testing.T) {
+	noLeaks(t)
 	client, server := net.Pipe()
 	t.Cleanup(func() { server.Close() })
 	c := rawConnect(t, client, server)
@@ -145,6 +147,7 @@ func (c *countingConn) Write(p []byte) (int, error) {
 // TestWriterBatches: frames queued while the writer is busy go out in one
 // write and one flush.
 func TestWriterBatches(t *testing.T) {
+	noLeaks(t)
 	client, server := net.Pipe()
 	t.Cleanup(func() { server.Close() })
 	cc := &countingConn{Conn: client}
@@ -182,6 +185,7 @@ func TestWriterBatches(t *testing.T) {
 // TestWriteTimeout: a server that reads nothing ends the connection after
 // the write timeout.
 func TestWriteTimeout(t *testing.T) {
+	noLeaks(t)
 	client, server := net.Pipe()
 	t.Cleanup(func() { server.Close() })
 	c := rawConnect(t, client, server, WithWriteTimeout(30*time.Millisecond))
