@@ -266,6 +266,7 @@ func isEncodeError(err error) bool {
 // batches.
 type transportWriter struct{ c *Conn }
 
+// Write writes p to the transport under the write deadline.
 func (w transportWriter) Write(p []byte) (int, error) {
 	c := w.c
 	if c.dl != nil {

@@ -125,6 +125,8 @@ type wsConn struct {
 	deadline time.Time // for the next Write
 }
 
+// Read reads the stream, going on from one message to the next; a close
+// with status 1000 or 1001 is io.EOF.
 func (w *wsConn) Read(p []byte) (int, error) {
 	for {
 		if w.r == nil {
@@ -150,6 +152,8 @@ func (w *wsConn) Read(p []byte) (int, error) {
 	}
 }
 
+// Write sends p as one WebSocket message: text when p is valid UTF-8,
+// binary otherwise.
 func (w *wsConn) Write(p []byte) (int, error) {
 	ctx := context.Background()
 	w.mu.Lock()

@@ -35,8 +35,6 @@ var (
 	ErrHeartBeatTimeout = errors.New("stomp: heart-beat timeout")
 	// ErrTxDone: a call on a transaction that was committed or aborted.
 	ErrTxDone = errors.New("stomp: transaction already committed or aborted")
-	// ErrUnsubscribed: Unsubscribe on a subscription that has already ended.
-	ErrUnsubscribed = errors.New("stomp: subscription already ended")
 )
 
 // ServerError is an ERROR frame from the server. The connection ends with

@@ -65,6 +65,8 @@ func (b *buffer) fill(r io.Reader) {
 	}
 }
 
+// Read blocks until data arrives, the connection ends or the Peer's
+// timeout passes.
 func (b *buffer) Read(p []byte) (int, error) {
 	var timer <-chan time.Time
 	for {
@@ -121,6 +123,7 @@ func New(t testing.TB, conn net.Conn) *Peer {
 
 type byteReader struct{ br *bufio.Reader }
 
+// Read returns at most one byte.
 func (b byteReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
