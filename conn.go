@@ -41,6 +41,7 @@ type Conn struct {
 	w   *frame.Writer      // owned by the writer goroutine
 	mon *heartbeat.Monitor // touched by the reader, watched by the writer
 
+	reqPool sync.Pool     // of *request
 	writeq  chan *request // calls -> writer
 	ctrlSig chan struct{} // reader -> writer: ctrl has frames (capacity 1)
 	ctrlMu  sync.Mutex

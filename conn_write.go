@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +20,7 @@ type request struct {
 	mode  frame.ContentLengthMode
 	state atomic.Int32 // reqQueued -> reqClaimed (writer) or reqAbandoned (caller)
 	done  chan error   // capacity 1: the writer's answer, once flushed
+	conn  *Conn        // whose pool it returns to
 }
 
 const (
@@ -29,10 +29,14 @@ const (
 	reqAbandoned
 )
 
-var requestPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
-
+// newRequest takes a request from the Conn's pool. The pool is per Conn,
+// not global, because a channel made inside a testing/synctest bubble must
+// not be used outside it, and a Conn belongs to the bubble it was made in.
 func (c *Conn) newRequest(cmd string) *request {
-	req := requestPool.Get().(*request)
+	req, _ := c.reqPool.Get().(*request)
+	if req == nil {
+		req = &request{done: make(chan error, 1), conn: c}
+	}
 	req.f.Command = cmd
 	req.f.Header.Reset()
 	req.f.Body = nil
@@ -46,7 +50,7 @@ func (c *Conn) newRequest(cmd string) *request {
 func freeRequest(req *request) {
 	req.f.Body = nil
 	req.cc.receipt = nil
-	requestPool.Put(req)
+	req.conn.reqPool.Put(req)
 }
 
 // addHeaders appends the caller's extra headers.
