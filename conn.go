@@ -77,7 +77,8 @@ type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
 // Connect runs STOMP over rw, a transport the caller has already opened,
 // and returns once the server has answered CONNECT with CONNECTED. The
 // Conn owns rw from then on and closes it when it ends; if Connect fails,
-// it closes rw too. If rw is a net.Conn (or has SetWriteDeadline),
+// it closes rw too. rw's Close must unblock a Read or Write in progress,
+// as a net.Conn's does. If rw is a net.Conn (or has SetWriteDeadline),
 // WithWriteTimeout applies to its writes.
 //
 // Connect blocks until CONNECTED arrives, the server refuses (a
@@ -97,7 +98,6 @@ func connect(ctx context.Context, rw io.ReadWriteCloser, cfg *config) (*Conn, er
 		cfg:      cfg,
 		log:      cfg.logger,
 		rw:       rw,
-		r:        frame.NewReader(rw),
 		writeq:   make(chan *request, writeQueue),
 		ctrlSig:  make(chan struct{}, 1),
 		unrouted: make(chan Message, cfg.unroutedBuffer),
@@ -108,6 +108,7 @@ func connect(ctx context.Context, rw io.ReadWriteCloser, cfg *config) (*Conn, er
 	}
 	c.dl, _ = rw.(writeDeadliner)
 	c.w = frame.NewWriter(transportWriter{c})
+	c.r = frame.NewReader(transportReader{c})
 	c.r.SetLimits(cfg.limits)
 	c.subs.Store(&map[string]*Subscription{})
 	if err := c.handshake(ctx); err != nil {

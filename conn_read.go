@@ -21,7 +21,6 @@ func (c *Conn) readLoop() {
 			c.shutdown(c.readError(err))
 			return
 		}
-		c.mon.Touch()
 		switch f.Command {
 		case "": // heart-beat
 		case frame.CmdMessage:
@@ -39,6 +38,20 @@ func (c *Conn) readLoop() {
 			return
 		}
 	}
+}
+
+// transportReader is what the frame.Reader reads through: every read that
+// brings bytes tells the heart-beat monitor, so that a large frame
+// arriving slowly counts as data, as the specification wants.
+type transportReader struct{ c *Conn }
+
+// Read reads from the transport and touches the heart-beat monitor.
+func (r transportReader) Read(p []byte) (int, error) {
+	n, err := r.c.rw.Read(p)
+	if n > 0 && r.c.mon != nil {
+		r.c.mon.Touch()
+	}
+	return n, err
 }
 
 func (c *Conn) readError(err error) error {

@@ -116,3 +116,29 @@ func TestHeartBeatsWithAStuckSubscription(t *testing.T) {
 		}
 	})
 }
+
+// TestHeartBeatAnyDataCounts: a frame that arrives slowly, a piece a
+// second, keeps the connection alive although no frame completes for
+// longer than the timeout.
+func TestHeartBeatAnyDataCounts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, p := connectPeer(t, V12, []Option{WithHeartBeat(0, time.Second)}, "heart-beat", "1000,0")
+		sub, err := c.Subscribe(ctxT(t), "/queue/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Expect("SUBSCRIBE")
+		p.Write("MESSAGE\nsubscription:" + sub.ID() + "\n\n")
+		for range 10 {
+			time.Sleep(time.Second)
+			p.Write("x")
+		}
+		p.Write("\x00")
+		if m := recv(t, sub.C()); string(m.Body) != "xxxxxxxxxx" {
+			t.Fatalf("got %q", m.Body)
+		}
+		if c.Err() != nil {
+			t.Fatal(c.Err())
+		}
+	})
+}

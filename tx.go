@@ -55,7 +55,9 @@ func (c *Conn) Begin(ctx context.Context, opts ...CallOption) (*Tx, error) {
 // and waits for the server's RECEIPT of the COMMIT, so a nil result means
 // the broker has committed; it aborts when fn returns an error or panics
 // (the panic goes on after the ABORT). It returns fn's error (joined with
-// the ABORT's, if that failed) or the error of BEGIN or COMMIT.
+// the ABORT's, if that failed) or the error of BEGIN or COMMIT. If ctx
+// ends while it waits for the COMMIT's RECEIPT, it returns ctx.Err() and
+// the outcome is unknown.
 func (c *Conn) Transact(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	tx, err := c.Begin(ctx)
 	if err != nil {
