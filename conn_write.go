@@ -118,7 +118,7 @@ func (c *Conn) write(ctx context.Context, req *request) error {
 		freeRequest(req)
 		return err
 	case <-c.done:
-		return c.closedErr()
+		return c.answerOrClosed(req)
 	case <-ctx.Done():
 		if req.state.CompareAndSwap(reqQueued, reqAbandoned) {
 			return ctx.Err() // the writer will skip it; it is not reused
@@ -129,6 +129,18 @@ func (c *Conn) write(ctx context.Context, req *request) error {
 		freeRequest(req)
 		return err
 	case <-c.done:
+		return c.answerOrClosed(req)
+	}
+}
+
+// answerOrClosed is the result of a request once the connection has
+// ended: the writer's answer if it gave one (the frame was flushed before
+// the end), else the connection's error.
+func (c *Conn) answerOrClosed(req *request) error {
+	select {
+	case err := <-req.done:
+		return err
+	default:
 		return c.closedErr()
 	}
 }
