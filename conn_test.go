@@ -277,3 +277,41 @@ func TestServerClosesConnection(t *testing.T) {
 }
 
 var _ = frame.V12
+
+// pipeRWC is a transport that is not a net.Conn: two io.Pipes.
+type pipeRWC struct {
+	*io.PipeReader
+	*io.PipeWriter
+}
+
+func (p pipeRWC) Close() error {
+	p.PipeReader.Close()
+	return p.PipeWriter.Close()
+}
+
+func TestConnectOverAnyReadWriteCloser(t *testing.T) {
+	noLeaks(t)
+	cr, sw := io.Pipe()
+	sr, cw := io.Pipe()
+	client := pipeRWC{cr, cw}
+	server := pipeRWC{sr, sw}
+	defer server.Close()
+	go func() { // the server: CONNECTED, then a RECEIPT for the DISCONNECT
+		buf := make([]byte, 4096)
+		server.Read(buf)
+		io.WriteString(server, "CONNECTED\nversion:1.1\n\n\x00")
+		server.Read(buf)
+		io.WriteString(server, "RECEIPT\nreceipt-id:rcpt-1\n\n\x00")
+		io.Copy(io.Discard, server)
+	}()
+	c, err := Connect(ctxT(t), client, WithWriteTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Version() != V11 {
+		t.Fatalf("version %q", c.Version())
+	}
+	if err := c.Disconnect(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+}

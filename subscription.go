@@ -23,8 +23,12 @@ import (
 // ErrSlowConsumer: the client sends UNSUBSCRIBE, closes the channel (what
 // is buffered can still be read) and Err reports ErrSlowConsumer. The
 // message that did not fit, and any that the server sends for the
-// subscription before it handles the UNSUBSCRIBE, go to Conn.Unrouted;
-// nothing is dropped unseen. Other subscriptions, receipts and heart-beats
+// subscription before it handles the UNSUBSCRIBE, go to Conn.Unrouted,
+// where they can still be read and acknowledged. Only if Unrouted is full
+// too is a message dropped, and then it is logged at warn level and
+// counted (Conn.UnroutedDropped); in the client ack modes the broker
+// still holds it unacknowledged and redelivers it when the connection
+// ends. Other subscriptions, receipts and heart-beats
 // are not affected. For backpressure instead, subscribe with AckClient or
 // AckClientIndividual and WithPrefetch(n) with n no larger than the
 // buffer: the broker then never has more than n unacknowledged messages in
