@@ -1,0 +1,94 @@
+package stomp
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stompout/stomp/internal/stomptest"
+)
+
+func TestTransact(t *testing.T) {
+	noLeaks(t)
+	c, p := connectPeer(t, V12, nil)
+	ctx := ctxT(t)
+	w := stomptest.Wire
+
+	// nil: COMMIT with a receipt, and Transact waits for it.
+	done := async(func() error {
+		return c.Transact(ctx, func(tx *Tx) error { return tx.Send(ctx, "/q", []byte("a")) })
+	})
+	p.ExpectBytes(w("BEGIN", "", "transaction", "tx-1"))
+	p.ExpectBytes(w("SEND", "a", "destination", "/q", "transaction", "tx-1", "content-length", "1"))
+	p.ExpectBytes(w("COMMIT", "", "transaction", "tx-1", "receipt", "rcpt-1"))
+	select {
+	case err := <-done:
+		t.Fatalf("Transact returned %v before the RECEIPT", err)
+	default:
+	}
+	p.Send("RECEIPT", "", "receipt-id", "rcpt-1")
+	if err := waitErr(t, done); err != nil {
+		t.Fatal(err)
+	}
+
+	// An error: ABORT, and the error comes back.
+	boom := errors.New("boom")
+	if err := c.Transact(ctx, func(*Tx) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("Transact: %v", err)
+	}
+	p.ExpectBytes(w("BEGIN", "", "transaction", "tx-2"))
+	p.ExpectBytes(w("ABORT", "", "transaction", "tx-2"))
+
+	// A panic: ABORT, and the panic goes on.
+	func() {
+		defer func() {
+			if recover() != "oops" {
+				t.Fatal("panic swallowed")
+			}
+		}()
+		c.Transact(ctx, func(*Tx) error { panic("oops") })
+	}()
+	p.ExpectBytes(w("BEGIN", "", "transaction", "tx-3"))
+	p.ExpectBytes(w("ABORT", "", "transaction", "tx-3"))
+
+	// A refused COMMIT: the ERROR naming its receipt.
+	done = async(func() error { return c.Transact(ctx, func(*Tx) error { return nil }) })
+	p.Expect("BEGIN")
+	f := p.Expect("COMMIT")
+	p.Send("ERROR", "", "message", "no", "receipt-id", f.Header.Get("receipt"))
+	var se *ServerError
+	if err := waitErr(t, done); !errors.As(err, &se) || se.ReceiptID != f.Header.Get("receipt") {
+		t.Fatalf("Transact: %v", err)
+	}
+	if _, err := c.Begin(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Begin on a closed conn: %v", err)
+	}
+	if len(c.Transactions()) != 0 {
+		t.Fatal("transactions left")
+	}
+}
+
+func TestTxAfterEnd(t *testing.T) {
+	noLeaks(t)
+	c, p := connectPeer(t, V11, nil)
+	ctx := ctxT(t)
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Begin(ctx, WithID(tx.ID())); err == nil {
+		t.Fatal("duplicate transaction id accepted")
+	}
+	p.Expect("BEGIN")
+	if err := tx.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.Expect("ABORT")
+	for _, err := range []error{
+		tx.Send(ctx, "/q", nil), tx.SendJSON(ctx, "/q", 1), tx.Ack(ctx, Message{}), tx.Nack(ctx, Message{}),
+		tx.Commit(ctx), tx.Abort(ctx),
+	} {
+		if !errors.Is(err, ErrTxDone) {
+			t.Fatalf("after Abort: %v", err)
+		}
+	}
+}
