@@ -1,0 +1,55 @@
+package stomp
+
+import (
+	"context"
+	"io"
+	"net"
+	"testing"
+)
+
+// TestAllocations pins the allocation counts the benchmarks show: Send
+// allocates nothing; receiving a message costs three allocations (the
+// header block, the header entries, the body), the copies that give the
+// user ownership.
+func TestAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	noLeaks(t)
+	client, server := net.Pipe()
+	t.Cleanup(func() { server.Close() })
+	c := rawConnect(t, client, server)
+	ctx := context.Background()
+	discard := make(chan struct{})
+	go func() { io.Copy(io.Discard, server); close(discard) }()
+	sub, err := c.Subscribe(ctx, "/q", WithID("s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("0123456789")
+	if n := testing.AllocsPerRun(200, func() {
+		if err := c.Send(ctx, "/q", body, WithContentLength(true)); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 1 { // the WithContentLength closure
+		t.Errorf("Send: %v allocations, want at most 1", n)
+	}
+	if n := testing.AllocsPerRun(200, func() {
+		if err := c.Send(ctx, "/q", body); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Send: %v allocations, want 0", n)
+	}
+	msg := []byte("MESSAGE\nsubscription:s\ndestination:/q\nmessage-id:1\nack:1\n\n0123456789\x00")
+	if n := testing.AllocsPerRun(200, func() {
+		if _, err := server.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		<-sub.C()
+	}); n > 3 {
+		t.Errorf("receive: %v allocations per message, want at most 3", n)
+	}
+	c.Close()
+	<-discard
+}
