@@ -2,7 +2,10 @@ package stomp
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,5 +258,50 @@ func TestSeveralSubscriptionsSameDestination(t *testing.T) {
 	case <-c.Done():
 		t.Fatal(c.Err())
 	case <-time.After(10 * time.Millisecond):
+	}
+}
+
+// syncBuffer is a log sink safe for the connection's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDropsAreLogged: what the client cannot deliver is logged at warn
+// level, never dropped silently.
+func TestDropsAreLogged(t *testing.T) {
+	noLeaks(t)
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c, p := connectPeer(t, V12, []Option{WithLogger(logger), WithUnroutedBuffer(1), WithLogin("u", "secret")})
+	sub, _ := c.Subscribe(ctxT(t), "/q", WithBuffer(1))
+	p.Expect("SUBSCRIBE")
+	for i := range 3 {
+		p.Send("MESSAGE", "x", "subscription", sub.ID(), "destination", "/q", "message-id", fmt.Sprint("m", i))
+	}
+	p.Expect("UNSUBSCRIBE")
+	for !strings.Contains(logs.String(), "unrouted message dropped") {
+		time.Sleep(time.Millisecond)
+	}
+	out := logs.String()
+	for _, want := range []string{"level=WARN", "slow consumer", "subscription=" + sub.ID(), "message-id=m2", "dropped=1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "secret") {
+		t.Error("passcode logged")
 	}
 }
