@@ -8,15 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
 // Interop tests against real brokers. They run when STOMP_INTEROP=1 (CI
-// always sets it; scripts/brokers.sh starts the brokers); then a broker
-// that cannot be reached fails the run. Addresses come from
-// STOMP_RABBITMQ_ADDR, STOMP_RABBITMQ_WS and STOMP_ACTIVEMQ_ADDR.
+// always sets it; scripts/test.sh starts the brokers); then a broker that
+// cannot be reached fails the run. Addresses come from
+// STOMP_RABBITMQ_ADDR, STOMP_RABBITMQ_WS and STOMP_ACTIVEMQ_ADDR;
+// STOMP_BROKERS, when set, names the brokers to test.
 
 type broker struct {
 	name     string
@@ -39,11 +41,20 @@ func interopBrokers(t *testing.T) []broker {
 		return def
 	}
 	all := []Version{V10, V11, V12}
-	return []broker{
+	bs := []broker{
 		{"rabbitmq", env("STOMP_RABBITMQ_ADDR", "127.0.0.1:61613"), all, true},
 		{"rabbitmq-ws", env("STOMP_RABBITMQ_WS", "ws://127.0.0.1:15674/ws"), all, true},
 		{"activemq", env("STOMP_ACTIVEMQ_ADDR", "127.0.0.1:61614"), all, false},
 	}
+	// STOMP_BROKERS (as scripts/brokers.sh reads it) limits the run to the
+	// brokers that were started: "rabbitmq" covers its Web-STOMP too.
+	if only := os.Getenv("STOMP_BROKERS"); only != "" {
+		names := strings.Fields(only)
+		bs = slices.DeleteFunc(bs, func(b broker) bool {
+			return !slices.Contains(names, strings.TrimSuffix(b.name, "-ws"))
+		})
+	}
+	return bs
 }
 
 func uniqueQueue(t testing.TB) string {
