@@ -413,6 +413,53 @@ func testInterop(t *testing.T, b broker, v Version) {
 		}
 	})
 
+	t.Run("temp-queue-reply", func(t *testing.T) {
+		c := dialBroker(t, b, v)
+		ctx, q := ctxT(t), uniqueQueue(t)
+		sub, err := c.Subscribe(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !b.rabbit {
+			// ActiveMQ keeps reply-to as it is and delivers replies only to
+			// a subscription the client makes to the temporary queue.
+			t.Log("ActiveMQ: no implicit reply subscription; checking an explicit one")
+			replies, err := c.Subscribe(ctx, "/temp-queue/replies")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Send(ctx, q, []byte("ping"), WithHeader("reply-to", "/temp-queue/replies"))
+			m := recv(t, sub.C())
+			c.Send(ctx, m.Header.Get("reply-to"), []byte("pong"))
+			if r := recv(t, replies.C()); string(r.Body) != "pong" {
+				t.Fatalf("reply %q", r.Body)
+			}
+			expectNone(t, c.Unrouted(), 100*time.Millisecond, "ActiveMQ reply")
+			return
+		}
+		// RabbitMQ makes a temporary queue for the reply-to and delivers
+		// replies with subscription:/temp-queue/replies, which no SUBSCRIBE
+		// made: they arrive on Unrouted.
+		if err := c.Send(ctx, q, []byte("ping"), WithHeader("reply-to", "/temp-queue/replies")); err != nil {
+			t.Fatal(err)
+		}
+		m := recv(t, sub.C())
+		replyTo := m.Header.Get("reply-to")
+		if replyTo == "" {
+			t.Fatal("no reply-to on the request")
+		}
+		if err := c.Send(ctx, replyTo, []byte("pong")); err != nil {
+			t.Fatal(err)
+		}
+		r := recv(t, c.Unrouted())
+		if string(r.Body) != "pong" || r.Subscription != "/temp-queue/replies" {
+			t.Fatalf("reply %q on subscription %q", r.Body, r.Subscription)
+		}
+		if err := c.Disconnect(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("server-error", func(t *testing.T) {
 		c := dialBroker(t, b, v)
 		ctx := ctxT(t)
