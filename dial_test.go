@@ -210,7 +210,10 @@ func TestDialWebSocket(t *testing.T) {
 		}
 		done := make(chan *Conn, 1)
 		go func() {
-			c, err := Dial(ctxT(t), url, opts...)
+			// The dial context ends right after Dial: the connection lives on.
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			c, err := Dial(ctx, url, opts...)
 			if err != nil {
 				t.Error(err)
 			}
