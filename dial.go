@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/internal/wsstream"
 )
 
 // WebSocketSubprotocols are the subprotocols Dial offers on ws:// and
@@ -98,7 +99,7 @@ func dialWebSocket(ctx context.Context, url string, cfg *config) (io.ReadWriteCl
 		resp.Body.Close()
 	}
 	c.SetReadLimit(wsReadLimit(cfg.limits))
-	return &wsConn{c: c}, nil
+	return &wsConn{Reader: wsstream.NewReader(context.Background(), c), c: c}, nil
 }
 
 // wsReadLimit bounds one WebSocket message by the frame limit, plus room
@@ -118,38 +119,11 @@ func wsReadLimit(l frame.Limits) int64 {
 // across message boundaries. Read is used by the reader goroutine only,
 // Write by the writer goroutine only.
 type wsConn struct {
+	*wsstream.Reader
 	c *websocket.Conn
-	r io.Reader // the message being read, owned by Read
 
 	mu       sync.Mutex
 	deadline time.Time // for the next Write
-}
-
-// Read reads the stream, going on from one message to the next; a close
-// with status 1000 or 1001 is io.EOF.
-func (w *wsConn) Read(p []byte) (int, error) {
-	for {
-		if w.r == nil {
-			_, r, err := w.c.Reader(context.Background())
-			if err != nil {
-				switch websocket.CloseStatus(err) {
-				case websocket.StatusNormalClosure, websocket.StatusGoingAway:
-					return 0, io.EOF
-				}
-				return 0, err
-			}
-			w.r = r
-		}
-		n, err := w.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			w.r = nil
-			if n == 0 {
-				continue
-			}
-			err = nil
-		}
-		return n, err
-	}
 }
 
 // Write sends p as one WebSocket message: text when p is valid UTF-8,

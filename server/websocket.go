@@ -2,14 +2,12 @@ package server
 
 import (
 	"context"
-	"errors"
-	"io"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+	"github.com/stompout/stomp/internal/wsstream"
 )
 
 // WebSocketSubprotocols are the subprotocols the WebSocket handler
@@ -44,7 +42,7 @@ func (srv *Server) WebSocketHandler() http.Handler {
 		}
 		c.SetReadLimit(-1) // the frame Reader enforces the limits
 		ctx, cancel := context.WithCancel(context.Background())
-		wc := &wsConn{c: c, ctx: ctx, cancel: cancel, remote: remoteAddr(r.RemoteAddr)}
+		wc := &wsConn{Reader: wsstream.NewReader(ctx, c), c: c, ctx: ctx, cancel: cancel, remote: remoteAddr(r.RemoteAddr)}
 		srv.ServeConn(context.Background(), wc)
 	})
 }
@@ -54,41 +52,13 @@ func (srv *Server) WebSocketHandler() http.Handler {
 // Read is called by the reader goroutine only, Write and EndMessage by the
 // writer goroutine only.
 type wsConn struct {
-	c      *websocket.Conn
-	ctx    context.Context // cancelled by Close, ending blocked reads and writes
-	cancel context.CancelFunc
-	remote net.Addr
+	*wsstream.Reader // the client's messages as one stream; reader goroutine
+	c                *websocket.Conn
+	ctx              context.Context // cancelled by Close, ending blocked reads and writes
+	cancel           context.CancelFunc
+	remote           net.Addr
 
-	r      io.Reader   // the message being read; reader goroutine
-	binary atomic.Bool // the client's last message was binary
-	buf    []byte      // the message being written; writer goroutine
-}
-
-// Read reads the client's messages as one stream, whatever their type.
-func (w *wsConn) Read(p []byte) (int, error) {
-	for {
-		if w.r == nil {
-			typ, r, err := w.c.Reader(w.ctx)
-			if err != nil {
-				switch websocket.CloseStatus(err) {
-				case websocket.StatusNormalClosure, websocket.StatusGoingAway:
-					return 0, io.EOF
-				}
-				return 0, err
-			}
-			w.binary.Store(typ == websocket.MessageBinary)
-			w.r = r
-		}
-		n, err := w.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			w.r = nil
-			if n == 0 {
-				continue
-			}
-			err = nil
-		}
-		return n, err
-	}
+	buf []byte // the message being written; writer goroutine
 }
 
 // Write adds p to the message EndMessage will send.
@@ -103,7 +73,7 @@ func (w *wsConn) EndMessage() error {
 		return nil
 	}
 	typ := websocket.MessageText
-	if w.binary.Load() || !utf8.Valid(w.buf) {
+	if w.Binary() || !utf8.Valid(w.buf) {
 		typ = websocket.MessageBinary
 	}
 	err := w.c.Write(w.ctx, typ, w.buf)
