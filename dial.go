@@ -99,7 +99,7 @@ func dialWebSocket(ctx context.Context, url string, cfg *config) (io.ReadWriteCl
 		resp.Body.Close()
 	}
 	c.SetReadLimit(wsReadLimit(cfg.limits))
-	return &wsConn{Reader: wsstream.NewReader(context.Background(), c), c: c}, nil
+	return newWSConn(c), nil
 }
 
 // wsReadLimit bounds one WebSocket message by the frame limit, plus room
@@ -124,6 +124,10 @@ type wsConn struct {
 
 	mu       sync.Mutex
 	deadline time.Time // for the next Write
+}
+
+func newWSConn(c *websocket.Conn) *wsConn {
+	return &wsConn{Reader: wsstream.NewReader(context.Background(), c), c: c}
 }
 
 // Write sends p as one WebSocket message: text when p is valid UTF-8,

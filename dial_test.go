@@ -187,7 +187,7 @@ func wsServer(t *testing.T, tlsServer bool) (*httptest.Server, <-chan *stomptest
 			t.Errorf("subprotocol %q", ws.Subprotocol())
 		}
 		nc := websocket.NetConn(context.Background(), ws, websocket.MessageText)
-		peers <- stomptest.New(t, wsServerConn{&wsConn{c: ws}, nc})
+		peers <- stomptest.New(t, wsServerConn{newWSConn(ws), nc})
 	})
 	var srv *httptest.Server
 	if tlsServer {
