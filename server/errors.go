@@ -124,6 +124,8 @@ func errorContent(err error) (msg, body string, expected bool) {
 		return "server shutting down", "", true
 	case errors.Is(err, ErrSessionClosed):
 		return "session closed", "", true
+	case errors.Is(err, errPanic):
+		return "internal error", "", true // logged with its stack already
 	}
 	return "internal error", "", false
 }

@@ -18,7 +18,10 @@ import (
 // ends the session: the client gets an ERROR frame (an *ApplicationError
 // chooses its message and body; any other error is reported as "internal
 // error") carrying the receipt-id of the failing frame, if it asked for a
-// receipt. On success the engine sends the frame's RECEIPT.
+// receipt. On success the engine sends the frame's RECEIPT. A method that
+// panics ends only its session: the panic is recovered and logged with its
+// stack, and the client gets an ERROR "internal error" (a panic in
+// Disconnect or Error is only logged).
 //
 // Embed NopHandler to implement only some of the methods.
 type Handler interface {

@@ -123,7 +123,9 @@ func WithLinger(d time.Duration) Option {
 }
 
 // WithTransactionLimit bounds the number of frames one session may buffer
-// in its open transactions; one more is a protocol error. Default 10000.
+// in its open transactions, each open transaction counting as one (so a
+// client cannot open transactions without end either); one more is a
+// protocol error. Default 10000.
 func WithTransactionLimit(n int) Option {
 	return func(c *config) {
 		if n > 0 {

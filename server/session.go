@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -200,14 +201,14 @@ func (s *Session) run() error {
 
 	h := s.srv.h
 	if cause != nil && !errors.Is(cause, ErrConnectionLost) && !errors.Is(cause, ErrSessionClosed) && !errors.Is(cause, ErrServerClosed) {
-		h.Error(s.ctx, s, cause)
+		s.safely("Error", func() { h.Error(s.ctx, s, cause) })
 	}
 	s.txs = nil
 	if s.connected.Load() && !s.said {
 		s.mu.Lock()
 		clear(s.subs)
 		s.mu.Unlock()
-		h.Disconnect(s.ctx, s, cause)
+		s.safely("Disconnect", func() { h.Disconnect(s.ctx, s, cause) })
 	}
 	s.cancel()
 	<-s.done
@@ -320,4 +321,28 @@ func (s *Session) abortTransport() {
 		}
 		s.rw.Close()
 	})
+}
+
+// errPanic is the cause of a session whose Handler method (or Written
+// callback) panicked; the client gets an ERROR "internal error".
+var errPanic = errors.New("server: handler panicked")
+
+// recovered is deferred around calls into the Handler and Written
+// callbacks: a panic there is logged with its stack and becomes *errp
+// (errPanic), so that it ends the session and not the process.
+func (s *Session) recovered(where string, errp *error) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	s.srv.cfg.logger.Error("stomp handler panicked", "session", s.ID(), "in", where, "panic", v, "stack", string(debug.Stack()))
+	*errp = fmt.Errorf("%w in %s: %v", errPanic, where, v)
+}
+
+// safely calls fn, a Handler method that returns nothing, and logs a panic
+// instead of passing it on.
+func (s *Session) safely(where string, fn func()) {
+	var err error
+	defer s.recovered(where, &err)
+	fn()
 }

@@ -28,14 +28,16 @@ type txOp struct {
 
 // handle processes one frame on the reader goroutine. A non-nil error ends
 // the session with an ERROR; errDisconnected ends it gracefully.
-func (s *Session) handle(f *frame.Frame) error {
+func (s *Session) handle(f *frame.Frame) (err error) {
+	// A panicking Handler ends this session (ERROR "internal error"), not
+	// the process.
+	defer s.recovered(f.Command, &err)
 	if !s.connected.Load() {
 		if f.Command == frame.CmdConnect || f.Command == frame.CmdStomp {
 			return s.onConnect(f)
 		}
 		return violation(f.Command, "not connected", "the first frame must be CONNECT or STOMP")
 	}
-	var err error
 	switch f.Command {
 	case frame.CmdSend:
 		err = s.onSend(f)
@@ -44,6 +46,9 @@ func (s *Session) handle(f *frame.Frame) error {
 	case frame.CmdUnsubscribe:
 		err = s.onUnsubscribe(f)
 	case frame.CmdAck, frame.CmdNack:
+		if f.Command == frame.CmdNack && s.version == frame.V10 {
+			return violation(f.Command, "unknown command", "NACK is not a STOMP 1.0 command")
+		}
 		err = s.onAck(f)
 	case frame.CmdBegin:
 		err = s.onBegin(f)
@@ -352,6 +357,12 @@ func (s *Session) onBegin(f *frame.Frame) error {
 	if s.txs[tx] != nil {
 		return violation(f.Command, "transaction already started", "transaction "+tx+" is open")
 	}
+	// An open transaction counts as a frame, so that a client cannot
+	// open transactions without end.
+	if s.txFrames >= s.srv.cfg.txLimit {
+		return violation(f.Command, "transaction too large", "too many frames in open transactions")
+	}
+	s.txFrames++
 	s.txs[tx] = &transaction{}
 	return nil
 }
@@ -366,7 +377,7 @@ func (s *Session) endTx(f *frame.Frame) (*transaction, error) {
 		return nil, violation(f.Command, "unknown transaction", "no transaction "+tx)
 	}
 	delete(s.txs, tx)
-	s.txFrames -= len(t.ops)
+	s.txFrames -= 1 + len(t.ops)
 	return t, nil
 }
 
@@ -407,7 +418,7 @@ func (s *Session) onDisconnect(f *frame.Frame) error {
 	clear(s.subs)
 	s.mu.Unlock()
 	s.said = true
-	s.srv.h.Disconnect(s.ctx, s, nil)
+	s.safely("Disconnect", func() { s.srv.h.Disconnect(s.ctx, s, nil) })
 	var rf *frame.Frame
 	if r, ok := f.Header.Lookup(frame.HdrReceipt); ok {
 		rf = frame.New(frame.CmdReceipt, frame.HdrReceiptID, r)

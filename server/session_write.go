@@ -23,7 +23,8 @@ type Delivery struct {
 	// with the error that kept it from being written (ErrSessionClosed
 	// when the session ended first; an error wrapping
 	// frame.ErrUnencodable when the message cannot be encoded in the
-	// session's version). It must not block; it may call Deliver.
+	// session's version). It must not block; it may call Deliver. A panic
+	// in it ends the session with an ERROR "internal error" and is logged.
 	Written func(err error)
 }
 
@@ -303,7 +304,7 @@ func (s *Session) writeLoop() {
 				if err == nil && broken != nil {
 					err = broken
 				}
-				cb(err)
+				s.callWritten(cb, err)
 			}
 		}
 		clear(batch)
@@ -312,4 +313,17 @@ func (s *Session) writeLoop() {
 			return
 		}
 	}
+}
+
+// callWritten calls a Delivery's Written callback on the writer goroutine;
+// a panic in it ends the session with an ERROR, not the process.
+func (s *Session) callWritten(cb func(error), err error) {
+	var perr error
+	defer func() {
+		if perr != nil {
+			s.shutdown(perr, s.errorFrame(perr, ""))
+		}
+	}()
+	defer s.recovered("Written", &perr)
+	cb(err)
 }

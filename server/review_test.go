@@ -1,0 +1,191 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+)
+
+// panicky is a recorder whose methods panic when told to.
+type panicky struct {
+	recorder
+	in    string      // the method that panics
+	armed atomic.Bool // panic only once armed
+}
+
+func (h *panicky) maybe(m string) {
+	if h.in == m && h.armed.Load() {
+		panic("boom in " + m)
+	}
+}
+
+func (h *panicky) Connect(ctx context.Context, s *Session, req *ConnectRequest) error {
+	h.maybe("Connect")
+	return h.recorder.Connect(ctx, s, req)
+}
+
+func (h *panicky) Send(ctx context.Context, s *Session, m *Message) error {
+	h.maybe("Send")
+	return h.recorder.Send(ctx, s, m)
+}
+
+func (h *panicky) Subscribe(ctx context.Context, s *Session, sub *Subscription) error {
+	h.maybe("Subscribe")
+	return h.recorder.Subscribe(ctx, s, sub)
+}
+
+func (h *panicky) Disconnect(ctx context.Context, s *Session, reason error) {
+	h.recorder.Disconnect(ctx, s, reason)
+	h.maybe("Disconnect")
+}
+
+func (h *panicky) Error(ctx context.Context, s *Session, err error) {
+	h.recorder.Error(ctx, s, err)
+	h.maybe("Error")
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// A panicking handler must not take the whole process down: the session
+// gets an ERROR "internal error" and ends, the panic is logged, the
+// server keeps serving others.
+func TestHandlerPanicEndsOnlyItsSession(t *testing.T) {
+	tests := []struct {
+		in    string
+		frame string // sent after CONNECT ("" = the CONNECT panics)
+		want  string
+	}{
+		{"Connect", "", errorFrame("", "internal error", "")},
+		{"Send", "SEND\ndestination:/q\nreceipt:r1\n\nx\x00", errorFrame("r1", "internal error", "")},
+		{"Subscribe", "SUBSCRIBE\nid:0\ndestination:/q\nreceipt:r2\n\n\x00", errorFrame("r2", "internal error", "")},
+		{"Error", "SEND\n\nx\x00", errorFrame("", "missing destination header", "SEND requires a destination header")},
+		{"Disconnect", "DISCONNECT\nreceipt:d\n\n\x00", "RECEIPT\nreceipt-id:d\n\n\x00"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var logs syncBuffer
+				h := &panicky{in: tt.in}
+				srv := testServer(h, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+				other := dial(t, srv)
+				other.connect("1.2", "s1")
+				h.armed.Store(true)
+				c := dial(t, srv)
+				if tt.frame == "" {
+					c.send("CONNECT\naccept-version:1.2\nhost:/\npasscode:hunter2\n\n\x00")
+				} else {
+					c.connect("1.2", "s2")
+					c.send(tt.frame)
+				}
+				c.expect(tt.want)
+				c.expectClosed()
+				c.close()
+				if !strings.Contains(logs.String(), "boom in "+tt.in) {
+					t.Fatalf("panic not logged: %s", logs.String())
+				}
+				if strings.Contains(logs.String(), "hunter2") {
+					t.Fatalf("passcode logged: %s", logs.String())
+				}
+				h.armed.Store(false)
+				other.send("SEND\ndestination:/q\nreceipt:still\n\nok\x00")
+				other.expect("RECEIPT\nreceipt-id:still\n\n\x00")
+				other.close()
+			})
+		})
+	}
+}
+
+// A Written callback that panics runs on the writer goroutine: it must not
+// crash the process either.
+func TestWrittenPanicEndsOnlyItsSession(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		srv := testServer(rec)
+		c := dial(t, srv)
+		c.connect("1.2", "s1")
+		c.send("SUBSCRIBE\nid:0\ndestination:/q\nreceipt:r\n\n\x00")
+		c.expect("RECEIPT\nreceipt-id:r\n\n\x00")
+		err := rec.sessions[0].Deliver(Delivery{Subscription: "0", Message: &Message{ID: "m"}, Written: func(error) { panic("written boom") }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.expectPrefix("MESSAGE\n")
+		c.expectPrefix("ERROR\nmessage:internal error\n")
+		c.expectClosed()
+		c.close()
+	})
+}
+
+// NACK is not a STOMP 1.0 command.
+func TestNackIn10(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		deliverOnSubscribe(rec, 1)
+		c := dial(t, testServer(rec))
+		c.connect("1.0", "s1")
+		c.send("SUBSCRIBE\ndestination:/q\nack:client\n\n\x00")
+		c.expectPrefix("MESSAGE\n")
+		c.send("NACK\nmessage-id:m1\nreceipt:n\n\n\x00")
+		c.expect(errorFrame("n", "unknown command", "NACK is not a STOMP 1.0 command"))
+		c.expectClosed()
+		c.close()
+		for _, e := range rec.Events() {
+			if strings.HasPrefix(e, "nack") {
+				t.Fatalf("handler saw a 1.0 NACK: %q", rec.Events())
+			}
+		}
+	})
+}
+
+// Empty transactions count toward the transaction limit too: otherwise a
+// client can BEGIN without end and the session's memory grows unbounded.
+func TestOpenTransactionsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		c := dial(t, testServer(rec, WithTransactionLimit(3)))
+		c.connect("1.2", "s1")
+		w := c.sendAsync("BEGIN\ntransaction:a\n\n\x00BEGIN\ntransaction:b\n\n\x00BEGIN\ntransaction:c\n\n\x00BEGIN\ntransaction:d\n\n\x00")
+		c.expect(errorFrame("", "transaction too large", "too many frames in open transactions"))
+		c.expectClosed()
+		var pe *ProtocolError
+		if err := c.close(); !errors.As(err, &pe) {
+			t.Fatalf("ServeConn = %v", err)
+		}
+		<-w
+	})
+	synctest.Test(t, func(t *testing.T) {
+		// Ended transactions give their room back.
+		rec := &recorder{}
+		c := dial(t, testServer(rec, WithTransactionLimit(2)))
+		c.connect("1.2", "s1")
+		for range 5 {
+			c.send("BEGIN\ntransaction:a\n\n\x00SEND\ndestination:/q\ntransaction:a\n\nx\x00COMMIT\ntransaction:a\n\n\x00")
+			c.send("BEGIN\ntransaction:b\n\n\x00ABORT\ntransaction:b\n\n\x00")
+		}
+		c.send("SEND\ndestination:/q\nreceipt:r\n\nx\x00")
+		c.expect("RECEIPT\nreceipt-id:r\n\n\x00")
+		c.close()
+	})
+}
