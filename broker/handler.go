@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/stompout/stomp/server"
 )
@@ -13,9 +14,14 @@ import (
 type client struct {
 	sess *server.Session
 	subs map[string]*consumer // by subscription id
-	// stalled is set when a queue delivery found the session's outbound
-	// queue full; the next Written callback retries its queues.
-	stalled bool
+	// stalled is set (under Broker.mu) when a queue delivery found the
+	// session's outbound queue full; the next Written callback of any of
+	// the session's deliveries, queue or topic, retries its queues. Atomic
+	// so that topic deliveries' callbacks can check it without the lock.
+	stalled atomic.Bool
+	// resume is the Written callback of topic deliveries: it retries the
+	// session's queues if it is stalled. Made once, at CONNECT.
+	resume func(error)
 }
 
 // consumer is one subscription, to a queue or to a topic. Guarded by
@@ -51,8 +57,16 @@ func (b *Broker) Connect(ctx context.Context, s *server.Session, req *server.Con
 			return &server.ApplicationError{Message: "access refused", Body: "bad login or passcode"}
 		}
 	}
+	cl := &client{sess: s, subs: make(map[string]*consumer)}
+	cl.resume = func(error) {
+		if cl.stalled.Load() {
+			b.mu.Lock()
+			b.unstall(cl, nil)
+			b.mu.Unlock()
+		}
+	}
 	b.mu.Lock()
-	b.sessions[s] = &client{sess: s, subs: make(map[string]*consumer)}
+	b.sessions[s] = cl
 	b.mu.Unlock()
 	return nil
 }

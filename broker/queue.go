@@ -106,19 +106,46 @@ func (b *Broker) gc(q *queue) {
 // dispatch hands ready messages to consumers with credit, round-robin,
 // until the queue is empty or nobody can take more. b.mu must be held.
 func (b *Broker) dispatch(q *queue) {
+	var cannot []*consumer // consumers whose version cannot carry the head message
 	for q.depth() > 0 {
 		c := q.pick()
 		if c == nil {
 			break
 		}
 		qm := q.pop()
-		if err := b.deliver(c, qm); err != nil {
+		err := b.deliver(c, qm)
+		if errors.Is(err, server.ErrSlowConsumer) {
+			// Retry once the flag is set: a Written callback that ran
+			// before it (the writer took the queue meanwhile) would have
+			// missed it, and then this delivery succeeds now.
+			c.cl.stalled.Store(true)
+			err = b.deliver(c, qm)
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, frame.ErrUnencodable):
+			// Another consumer (of a later version) may take it; if none
+			// can, it is dropped rather than block the queue forever.
+			c.skip = true
+			cannot = append(cannot, c)
+			if len(cannot) < len(q.consumers) {
+				q.pushFront(qm)
+				continue
+			}
+			q.held--
+			b.st.undeliverable++
+			b.cfg.logger.Warn("stomp message not encodable for any consumer; dropped", "queue", q.name, "id", qm.m.ID, "err", err)
+		default:
 			q.pushFront(qm)
 			c.skip = true
-			if errors.Is(err, server.ErrSlowConsumer) {
-				c.cl.stalled = true
-			}
+			continue
 		}
+		// The head message went somewhere: those that could not carry it
+		// may take the next one.
+		for _, o := range cannot {
+			o.skip = false
+		}
+		cannot = cannot[:0]
 	}
 	for _, c := range q.consumers {
 		c.skip = false
@@ -197,15 +224,22 @@ func (b *Broker) written(cl *client, c *consumer, qm *qmsg, auto bool, err error
 			}
 		}
 	}
-	if cl.stalled {
-		cl.stalled = false
-		for _, o := range cl.subs {
-			if o.q != nil && o.q != q {
-				b.dispatch(o.q)
-			}
-		}
-		if !auto {
-			b.dispatch(q)
+	if auto {
+		b.unstall(cl, q) // q was just dispatched
+	} else {
+		b.unstall(cl, nil)
+	}
+}
+
+// unstall retries the queues of cl's consumers, but except, if cl found
+// its outbound queue full. b.mu must be held.
+func (b *Broker) unstall(cl *client, except *queue) {
+	if !cl.stalled.Swap(false) {
+		return
+	}
+	for _, o := range cl.subs {
+		if o.q != nil && o.q != except {
+			b.dispatch(o.q)
 		}
 	}
 }

@@ -38,7 +38,7 @@ func (b *Broker) publish(m *server.Message) {
 			b.slow(c, strconv.Itoa(c.pending)+" messages unacknowledged on subscription "+c.sub.ID)
 			continue
 		}
-		err := c.cl.sess.Deliver(server.Delivery{Subscription: c.sub.ID, Message: m})
+		err := c.cl.sess.Deliver(server.Delivery{Subscription: c.sub.ID, Message: m, Written: c.cl.resume})
 		switch {
 		case err == nil:
 			b.st.out++
@@ -61,6 +61,9 @@ func (b *Broker) publish(m *server.Message) {
 func (b *Broker) slow(c *consumer, why string) {
 	b.st.slow++
 	delete(c.t.subs, c)
+	if len(c.t.subs) == 0 {
+		delete(b.topics, c.t.name)
+	}
 	delete(c.cl.subs, c.sub.ID)
 	c.cl.sess.Close(&server.ApplicationError{
 		Message: "slow consumer",

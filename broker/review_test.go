@@ -1,0 +1,91 @@
+package broker_test
+
+import (
+	"testing"
+	"testing/synctest"
+
+	"github.com/stompout/stomp/broker"
+	"github.com/stompout/stomp/server"
+)
+
+// A queue message that a consumer's version cannot carry (a newline in a
+// header, for a 1.0 subscriber) must not block the queue behind it.
+func TestUnencodableQueueMessageDoesNotBlockQueue(t *testing.T) {
+	for _, mode := range []string{"auto", "client"} {
+		t.Run(mode, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := newBroker(t)
+				p := open(t, b.Pipe(), "1.2")
+				p.sendMsg("/queue/enc", "multi", "note", "a\nb")
+				p.receipt("SEND", "destination", "/queue/enc")
+				c := open(t, b.Pipe(), "1.0")
+				c.do("SUBSCRIBE", "destination", "/queue/enc", "ack", mode)
+				f := c.recvCmd("MESSAGE")
+				if len(f.Body) != 0 {
+					t.Fatalf("got %v %q", f, f.Body)
+				}
+				if mode == "client" {
+					c.do("ACK", "message-id", f.Header.Get("message-id"))
+				}
+				c.close()
+				p.close()
+				if st := b.Stats(); st.Undeliverable != 1 || len(st.Queues) != 0 {
+					t.Fatalf("stats %+v", st)
+				}
+			})
+		})
+	}
+}
+
+// A topic whose only subscriber was dropped as a slow consumer is
+// forgotten like one whose subscribers left.
+func TestTopicForgottenAfterSlowConsumer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t)
+		lazy := open(t, b.Pipe(), "1.2")
+		lazy.receipt("SUBSCRIBE", "id", "0", "destination", "/topic/gone", "ack", "client", "prefetch-count", "1")
+		p := open(t, b.Pipe(), "1.2")
+		p.sendMsg("/topic/gone", "1")
+		p.sendMsg("/topic/gone", "2")
+		p.receipt("SEND", "destination", "/queue/x")
+		lazy.recvCmd("MESSAGE")
+		lazy.recvCmd("ERROR")
+		if st := b.Stats(); len(st.Topics) != 0 || st.SlowConsumers != 1 {
+			t.Fatalf("stats %+v", st)
+		}
+		p.close()
+	})
+}
+
+// A session whose outbound queue is full of topic messages when a queue
+// delivery to it is refused gets that queue message once the topic
+// messages are written, without waiting for other traffic on the queue.
+func TestQueueResumesAfterOutboundFullOfTopicMessages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t, broker.WithServerOptions(server.WithOutboundQueue(2)))
+		c := open(t, b.Pipe(), "1.2")
+		c.receipt("SUBSCRIBE", "id", "t", "destination", "/topic/news")
+		c.receipt("SUBSCRIBE", "id", "q", "destination", "/queue/work")
+		p := open(t, b.Pipe(), "1.2")
+		// c does not read: its writer blocks with the first message, the
+		// next two fill its outbound queue.
+		p.receipt("SEND", "destination", "/topic/news")
+		synctest.Wait()
+		p.receipt("SEND", "destination", "/topic/news")
+		p.receipt("SEND", "destination", "/topic/news")
+		p.receipt("SEND", "destination", "/queue/work")
+		for range 3 {
+			if f := c.recvCmd("MESSAGE"); f.Header.Get("subscription") != "t" {
+				t.Fatalf("got %v", f)
+			}
+		}
+		if f := c.recvCmd("MESSAGE"); f.Header.Get("subscription") != "q" {
+			t.Fatalf("got %v", f)
+		}
+		c.close()
+		p.close()
+		if st := b.Stats(); st.SlowConsumers != 0 || len(st.Queues) != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+}
