@@ -12,10 +12,13 @@
 // A queue subscription holds at most prefetch-count unacknowledged messages
 // (default WithPrefetch, 100; in auto mode, messages handed to the session
 // but not yet written); the rest stay in the queue. NACKed messages and the
-// unacknowledged messages of a subscription that goes away return to the
-// front of the queue and are redelivered with a redelivered:true header. A
-// message leaves a queue only once acknowledged (in auto mode: written to
-// the client's transport).
+// unacknowledged (in auto mode: unwritten) messages of a subscription that
+// goes away return to the queue at their original places, ahead of newer
+// messages and in the order they were sent, and are redelivered with a
+// redelivered:true header. A message leaves a queue only once acknowledged
+// (in auto mode: written to the client's transport). A message that no
+// consumer's protocol version can carry (a header with a newline, for 1.0
+// consumers) is dropped, logged and counted in Stats.Undeliverable.
 //
 // Overflow policy, never a silent drop: a SEND to a queue that already
 // holds WithQueueLimit messages (ready and unacknowledged) is refused with an

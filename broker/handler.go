@@ -94,7 +94,7 @@ func (b *Broker) Send(ctx context.Context, s *server.Session, m *server.Message)
 		}
 	}
 	b.st.in++
-	q.push(&qmsg{m: m, q: q})
+	q.push(&qmsg{m: m, q: q, seq: b.seq})
 	q.held++
 	b.dispatch(q)
 	return nil
@@ -152,8 +152,8 @@ func (b *Broker) Ack(ctx context.Context, s *server.Session, a *server.Ack) erro
 	return nil
 }
 
-// Nack returns the messages a.MessageIDs lists to the front of their queue
-// for redelivery (topic messages are dropped: topics do not keep messages).
+// Nack returns the messages a.MessageIDs lists to their queue (ahead of
+// newer messages) for redelivery (topic messages are dropped: topics do not keep messages).
 func (b *Broker) Nack(ctx context.Context, s *server.Session, a *server.Ack) error {
 	b.settle(s, a, true)
 	return nil

@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"cmp"
 	"errors"
+	"slices"
 
 	"github.com/stompout/stomp/frame"
 	"github.com/stompout/stomp/server"
@@ -11,6 +13,7 @@ import (
 type qmsg struct {
 	m           *server.Message // as sent; shared, never modified
 	q           *queue
+	seq         uint64 // the order of SEND: the queue keeps its ready messages in this order
 	redelivered bool
 	again       *server.Message // m with redelivered:true, made on first redelivery
 }
@@ -58,33 +61,53 @@ func (q *queue) pop() *qmsg {
 	return qm
 }
 
-// requeue puts msgs back at the front of the queue, in their order, marked
-// redelivered (they may have reached a client).
+// requeue puts msgs back in the queue, marked redelivered (they may have
+// reached a client), at their original places: ahead of newer messages,
+// in the order they were sent.
 func (q *queue) requeue(msgs []*qmsg) {
-	if len(msgs) == 0 {
-		return
-	}
 	for _, qm := range msgs {
 		qm.redelivered = true
 	}
-	q.unread(msgs)
+	q.putBack(msgs)
 }
 
-// unread puts msgs back at the front of the queue, in their order.
-func (q *queue) unread(msgs []*qmsg) {
-	if q.head >= len(msgs) {
-		q.head -= len(msgs)
-		copy(q.ready[q.head:], msgs)
+// pushFront puts one message back without marking it: it never reached a
+// client. It came from the front, so that is where it goes (putBack).
+func (q *queue) pushFront(qm *qmsg) { q.putBack([]*qmsg{qm}) }
+
+// putBack returns msgs to the ready list in the order of their seq, which
+// the ready list always keeps: new messages have the highest seq, and
+// returning ones go back where they were. It may reorder msgs.
+func (q *queue) putBack(msgs []*qmsg) {
+	rest := q.ready[q.head:]
+	bySeq := func(a, b *qmsg) int { return cmp.Compare(a.seq, b.seq) }
+	switch {
+	case len(msgs) == 0:
+		return
+	case len(msgs) == 1:
+		qm := msgs[0]
+		i, _ := slices.BinarySearchFunc(rest, qm, bySeq)
+		if i == 0 && q.head > 0 {
+			q.head--
+			q.ready[q.head] = qm
+			return
+		}
+		q.ready = slices.Insert(q.ready, q.head+i, qm)
 		return
 	}
-	rest := q.ready[q.head:]
-	ready := make([]*qmsg, 0, len(msgs)+len(rest))
-	ready = append(ready, msgs...)
-	q.ready, q.head = append(ready, rest...), 0
+	slices.SortFunc(msgs, bySeq)
+	ready := make([]*qmsg, 0, len(rest)+len(msgs))
+	for len(msgs) > 0 && len(rest) > 0 {
+		if msgs[0].seq < rest[0].seq {
+			ready, msgs = append(ready, msgs[0]), msgs[1:]
+		} else {
+			ready, rest = append(ready, rest[0]), rest[1:]
+		}
+	}
+	ready = append(append(ready, msgs...), rest...)
+	clear(q.ready)
+	q.ready, q.head = ready, 0
 }
-
-// pushFront puts one message back at the front without marking it.
-func (q *queue) pushFront(qm *qmsg) { q.unread([]*qmsg{qm}) }
 
 // queue returns the queue named name, creating it. b.mu must be held.
 func (b *Broker) queue(name string) *queue {

@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"fmt"
 	"testing"
 	"testing/synctest"
 
@@ -85,6 +86,41 @@ func TestQueueResumesAfterOutboundFullOfTopicMessages(t *testing.T) {
 		c.close()
 		p.close()
 		if st := b.Stats(); st.SlowConsumers != 0 || len(st.Queues) != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+}
+
+// Messages handed to an auto-mode consumer that goes away before they are
+// written return to the queue in their order, as unacknowledged messages
+// of a client-mode consumer do.
+func TestUnwrittenAutoMessagesKeepTheirOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t)
+		c1 := open(t, b.Pipe(), "1.2")
+		c1.receipt("SUBSCRIBE", "id", "0", "destination", "/queue/ord")
+		p := open(t, b.Pipe(), "1.2")
+		// c1 does not read: the first message blocks its writer, the rest
+		// wait in its outbound queue.
+		for i := range 5 {
+			p.sendMsg("/queue/ord", fmt.Sprint(i))
+		}
+		p.receipt("SEND", "destination", "/queue/ord", "x", "5")
+		synctest.Wait()
+		c1.c.Close() // connection lost
+		synctest.Wait()
+		c2 := open(t, b.Pipe(), "1.2")
+		c2.do("SUBSCRIBE", "id", "0", "destination", "/queue/ord", "ack", "client-individual")
+		for i := range 6 {
+			f := c2.recvCmd("MESSAGE")
+			if string(f.Body) != fmt.Sprint(i) && !(i == 5 && f.Header.Get("x") == "5") {
+				t.Fatalf("message %d: %v %q", i, f, f.Body)
+			}
+			c2.do("ACK", "id", f.Header.Get("ack"))
+		}
+		c2.close()
+		p.close()
+		if st := b.Stats(); len(st.Queues) != 0 {
 			t.Fatalf("stats %+v", st)
 		}
 	})

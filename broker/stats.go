@@ -23,7 +23,7 @@ type Stats struct {
 	Redelivered   uint64 // deliveries marked redelivered
 	Refused       uint64 // SENDs refused because a queue was full
 	SlowConsumers uint64 // topic subscribers disconnected as slow consumers
-	Undeliverable uint64 // messages a subscriber's version could not encode (topic: skipped for it, logged)
+	Undeliverable uint64 // messages a subscriber's version could not encode (topic: skipped for it; queue: dropped when no consumer could; logged)
 }
 
 // QueueStats describes one queue.
