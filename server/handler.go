@@ -12,7 +12,8 @@ import (
 // on that session's reader goroutine, one call at a time, in the order of
 // the frames; calls for different sessions run concurrently. Every method
 // gets the session's context, which is cancelled once the session has ended
-// (after Disconnect returns).
+// (after Disconnect returns), or earlier by Server.Close (and Shutdown when
+// its context ends) or when the context given to ServeConn ends.
 //
 // A non-nil error from Connect, Send, Subscribe, Unsubscribe, Ack or Nack
 // ends the session: the client gets an ERROR frame (an *ApplicationError

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 )
 
 // panicky is a recorder whose methods panic when told to.
@@ -188,4 +190,53 @@ func TestOpenTransactionsBounded(t *testing.T) {
 		c.expect("RECEIPT\nreceipt-id:r\n\n\x00")
 		c.close()
 	})
+}
+
+// blocker is a recorder whose Send waits for its context.
+type blocker struct {
+	recorder
+	entered chan struct{}
+}
+
+func (h *blocker) Send(ctx context.Context, s *Session, m *Message) error {
+	close(h.entered)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// Server.Close ends sessions at once, also one whose handler is waiting on
+// the session's context; Shutdown does when its context ends.
+func TestCloseCancelsHandlerContext(t *testing.T) {
+	for _, how := range []string{"Close", "Shutdown"} {
+		t.Run(how, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := &blocker{entered: make(chan struct{})}
+				srv := testServer(h)
+				c := dial(t, srv)
+				c.connect("1.2", "s1")
+				c.send("SEND\ndestination:/q\n\nx\x00")
+				<-h.entered
+				done := make(chan error, 1)
+				go func() {
+					if how == "Close" {
+						done <- srv.Close()
+						return
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					defer cancel()
+					done <- srv.Shutdown(ctx)
+				}()
+				go io.Copy(io.Discard, c.c)
+				time.Sleep(2 * time.Second)
+				synctest.Wait()
+				select {
+				case <-done:
+				default:
+					t.Fatalf("%s blocked by a handler waiting on its context", how)
+				}
+				c.c.Close()
+				<-c.done
+			})
+		})
+	}
 }

@@ -188,7 +188,8 @@ func (srv *Server) stop() []*Session {
 // Shutdown stops accepting connections, tells every session (an ERROR
 // "server shutting down" after the frames already queued for it, then
 // close) and waits until all sessions have ended and Serve has returned.
-// If ctx ends first it calls Close and returns ctx's error. New sessions
+// If ctx ends first it calls Close (which cancels the sessions' contexts)
+// and returns ctx's error. New sessions
 // are refused from the start of Shutdown.
 func (srv *Server) Shutdown(ctx context.Context) error {
 	for _, s := range srv.stop() {
@@ -205,12 +206,15 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 }
 
 // Close stops accepting connections, closes every session's transport at
-// once (queued frames are lost; handlers see ErrServerClosed) and waits for
-// the sessions' goroutines to end.
+// once (queued frames are lost; handlers see ErrServerClosed), cancels the
+// sessions' contexts, so that a Handler method waiting on one returns, and
+// waits for the sessions' goroutines to end (a Handler method that blocks
+// without watching its context holds Close up).
 func (srv *Server) Close() error {
 	for _, s := range srv.stop() {
 		s.shutdown(ErrServerClosed, nil)
 		s.abortTransport()
+		s.cancel()
 	}
 	srv.wg.Wait()
 	return nil

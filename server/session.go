@@ -24,7 +24,8 @@ type Session struct {
 	rw     io.ReadWriteCloser
 	parent context.Context // the context ServeConn got
 	ctx    context.Context
-	// cancel ends ctx; called once, by the reader goroutine at teardown.
+	// cancel ends ctx: by the reader goroutine at teardown, or earlier by
+	// Server.Close.
 	cancel context.CancelFunc
 
 	// Set by the reader goroutine before Handler.Connect returns (id
@@ -99,7 +100,8 @@ func (s *Session) Login() string {
 }
 
 // Context returns the session's context, cancelled once the session has
-// ended and Handler.Disconnect has returned.
+// ended and Handler.Disconnect has returned, or earlier by Server.Close or
+// the end of the context given to ServeConn.
 func (s *Session) Context() context.Context { return s.ctx }
 
 // RemoteAddr returns the transport's remote address when it has one (a
@@ -276,7 +278,9 @@ func (s *Session) readFailed(err error) error {
 
 // fail ends the session with an ERROR frame reporting err.
 func (s *Session) fail(err error, receipt string) {
-	if _, _, expected := errorContent(err); !expected {
+	// A handler that fails because Server.Close cancelled its context is
+	// no failure worth logging.
+	if _, _, expected := errorContent(err); !expected && s.ctx.Err() == nil {
 		s.srv.cfg.logger.Error("stomp handler failed", "session", s.id, "err", err)
 	}
 	s.shutdown(err, s.errorFrame(err, receipt))
