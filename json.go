@@ -15,7 +15,7 @@ func (c *Conn) SendJSON(ctx context.Context, dest string, v any, opts ...CallOpt
 func (c *Conn) sendJSON(ctx context.Context, tx, dest string, v any, opts []CallOption) error {
 	body, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("stomp: SendJSON: %w", err)
+		return settleOpts(opts, fmt.Errorf("stomp: SendJSON: %w", err))
 	}
 	opts = append([]CallOption{WithContentType("application/json")}, opts...)
 	return c.send(ctx, tx, dest, body, opts)

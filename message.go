@@ -44,17 +44,18 @@ func (m Message) Nack(ctx context.Context, opts ...CallOption) error {
 
 func (c *Conn) ackFrame(ctx context.Context, cmd, tx string, m Message, opts []CallOption) error {
 	if m.mode == AckAuto {
-		return ErrAutoAck
+		return settleOpts(opts, ErrAutoAck)
 	}
 	if c == nil || m.ack == "" {
-		return ErrNotAckable
+		return settleOpts(opts, ErrNotAckable)
 	}
 	if cmd == frame.CmdNack && c.version == V10 {
-		return ErrNackUnsupported
+		return settleOpts(opts, ErrNackUnsupported)
 	}
 	req := c.newRequest(cmd)
 	cc := &req.cc
 	if err := cc.apply(opts); err != nil {
+		cc.settle(err)
 		freeRequest(req)
 		return err
 	}
@@ -93,6 +94,7 @@ func (c *Conn) send(ctx context.Context, tx, dest string, body []byte, opts []Ca
 	req := c.newRequest(frame.CmdSend)
 	cc := &req.cc
 	if err := cc.apply(opts); err != nil {
+		cc.settle(err)
 		freeRequest(req)
 		return err
 	}

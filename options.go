@@ -327,3 +327,27 @@ func WithPrefetch(n int) CallOption {
 		cc.prefetch = n
 	}
 }
+
+// settle keeps WithReceipt's promise for a call that returns err before it
+// could queue its frame: *cc.receipt gets a future already resolved with
+// err. It returns err.
+func (cc *callConfig) settle(err error) error {
+	if cc.receipt != nil {
+		r := newReceipt("")
+		r.resolve(err)
+		*cc.receipt = r
+	}
+	return err
+}
+
+// settleOpts is settle for a call that returns before applying its
+// options.
+func settleOpts(opts []CallOption, err error) error {
+	var cc callConfig
+	for _, o := range opts {
+		if o != nil {
+			o(&cc)
+		}
+	}
+	return cc.settle(err)
+}

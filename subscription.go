@@ -60,7 +60,7 @@ type Subscription struct {
 func (c *Conn) Subscribe(ctx context.Context, dest string, opts ...CallOption) (*Subscription, error) {
 	var cc callConfig
 	if err := cc.apply(opts); err != nil {
-		return nil, err
+		return nil, cc.settle(err)
 	}
 	id := cc.id
 	if id == "" {
@@ -98,12 +98,7 @@ func (c *Conn) Subscribe(ctx context.Context, dest string, opts ...CallOption) (
 	// the SUBSCRIBE at once.
 	if err := c.addSub(s); err != nil {
 		freeRequest(req)
-		if cc.receipt != nil {
-			r := newReceipt("")
-			r.resolve(err)
-			*cc.receipt = r
-		}
-		return nil, err
+		return nil, cc.settle(err)
 	}
 	if err := c.do(ctx, req, &cc); err != nil {
 		c.removeSub(s)
@@ -177,10 +172,10 @@ func (s *Subscription) Err() error {
 func (s *Subscription) Unsubscribe(ctx context.Context, opts ...CallOption) error {
 	var cc callConfig
 	if err := cc.apply(opts); err != nil {
-		return err
+		return cc.settle(err)
 	}
 	if !s.unsubscribing.CompareAndSwap(false, true) || s.isEnded() {
-		return nil
+		return cc.settle(nil)
 	}
 	c := s.conn
 	req := c.newRequest(frame.CmdUnsubscribe)

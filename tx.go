@@ -26,7 +26,7 @@ type Tx struct {
 func (c *Conn) Begin(ctx context.Context, opts ...CallOption) (*Tx, error) {
 	var cc callConfig
 	if err := cc.apply(opts); err != nil {
-		return nil, err
+		return nil, cc.settle(err)
 	}
 	id := cc.id
 	if id == "" {
@@ -37,10 +37,10 @@ func (c *Conn) Begin(ctx context.Context, opts ...CallOption) (*Tx, error) {
 	switch {
 	case c.closed:
 		c.mu.Unlock()
-		return nil, c.closedErr()
+		return nil, cc.settle(c.closedErr())
 	case c.txs[id] != nil:
 		c.mu.Unlock()
-		return nil, fmt.Errorf("stomp: transaction id %q is in use", id)
+		return nil, cc.settle(fmt.Errorf("stomp: transaction id %q is in use", id))
 	}
 	c.txs[id] = t
 	c.mu.Unlock()
@@ -88,7 +88,7 @@ func (t *Tx) ID() string { return t.id }
 // Send sends a SEND frame in the transaction; see Conn.Send.
 func (t *Tx) Send(ctx context.Context, dest string, body []byte, opts ...CallOption) error {
 	if t.done.Load() {
-		return ErrTxDone
+		return settleOpts(opts, ErrTxDone)
 	}
 	return t.conn.send(ctx, t.id, dest, body, opts)
 }
@@ -96,7 +96,7 @@ func (t *Tx) Send(ctx context.Context, dest string, body []byte, opts ...CallOpt
 // SendJSON sends v as JSON in the transaction; see Conn.SendJSON.
 func (t *Tx) SendJSON(ctx context.Context, dest string, v any, opts ...CallOption) error {
 	if t.done.Load() {
-		return ErrTxDone
+		return settleOpts(opts, ErrTxDone)
 	}
 	return t.conn.sendJSON(ctx, t.id, dest, v, opts)
 }
@@ -104,7 +104,7 @@ func (t *Tx) SendJSON(ctx context.Context, dest string, v any, opts ...CallOptio
 // Ack acknowledges m in the transaction; see Message.Ack.
 func (t *Tx) Ack(ctx context.Context, m Message, opts ...CallOption) error {
 	if t.done.Load() {
-		return ErrTxDone
+		return settleOpts(opts, ErrTxDone)
 	}
 	return t.conn.ackFrame(ctx, frame.CmdAck, t.id, m, opts)
 }
@@ -112,7 +112,7 @@ func (t *Tx) Ack(ctx context.Context, m Message, opts ...CallOption) error {
 // Nack rejects m in the transaction; see Message.Nack.
 func (t *Tx) Nack(ctx context.Context, m Message, opts ...CallOption) error {
 	if t.done.Load() {
-		return ErrTxDone
+		return settleOpts(opts, ErrTxDone)
 	}
 	return t.conn.ackFrame(ctx, frame.CmdNack, t.id, m, opts)
 }
@@ -132,10 +132,10 @@ func (t *Tx) Abort(ctx context.Context, opts ...CallOption) error {
 func (t *Tx) end(ctx context.Context, cmd string, opts []CallOption) error {
 	var cc callConfig
 	if err := cc.apply(opts); err != nil {
-		return err
+		return cc.settle(err)
 	}
 	if !t.done.CompareAndSwap(false, true) {
-		return ErrTxDone
+		return cc.settle(ErrTxDone)
 	}
 	if err := t.conn.txFrame(ctx, cmd, t.id, &cc); err != nil {
 		if ctx.Err() != nil && !errors.Is(err, ErrClosed) {
