@@ -47,6 +47,8 @@ type Conn struct {
 	ctrlMu  sync.Mutex
 	ctrl    []*frame.Frame // frames the reader queues without blocking (guarded by ctrlMu)
 
+	wroteDisconnect bool // owned by the writer goroutine: nothing is written after DISCONNECT
+
 	unrouted        chan Message // written and closed by the reader goroutine
 	unroutedDropped atomic.Uint64
 
@@ -284,7 +286,9 @@ func (c *Conn) Transactions() []*Tx {
 // goroutines to exit. It returns nil on a RECEIPT or a clean close by the
 // server, ctx.Err() if ctx ended first (the connection is closed all the
 // same), and the connection's error if it had already failed. Calling it
-// again, or after Close, returns at once.
+// again, or after Close, returns at once. Nothing is written after the
+// DISCONNECT frame: calls whose frames were queued behind it fail with
+// ErrClosed.
 func (c *Conn) Disconnect(ctx context.Context) error {
 	if !c.disconnecting.CompareAndSwap(false, true) {
 		return c.waitEnded(ctx)

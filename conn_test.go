@@ -315,3 +315,43 @@ func TestConnectOverAnyReadWriteCloser(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNothingWrittenAfterDisconnect: a call that races with Disconnect
+// must not put a frame on the wire after DISCONNECT (the specification
+// forbids it; brokers ignore such frames, so a Send used to report
+// success for a message that was dropped). It fails with ErrClosed.
+func TestNothingWrittenAfterDisconnect(t *testing.T) {
+	noLeaks(t)
+	c, p := connectPeer(t, V12, nil)
+	ctx := ctxT(t)
+	sub, err := c.Subscribe(ctx, "/q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Expect("SUBSCRIBE")
+	done := async(func() error { return c.Disconnect(ctx) })
+	f := p.Expect("DISCONNECT")
+	var r *Receipt
+	if err := c.Send(ctx, "/q", []byte("late"), WithReceipt(&r)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Send after DISCONNECT: %v, want ErrClosed", err)
+	}
+	if !errors.Is(r.Err(), ErrClosed) {
+		t.Errorf("its receipt: %v", r.Err())
+	}
+	if err := sub.Unsubscribe(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("Unsubscribe after DISCONNECT: %v, want ErrClosed", err)
+	}
+	if _, err := c.Begin(ctx); !errors.Is(err, ErrClosed) {
+		t.Errorf("Begin after DISCONNECT: %v, want ErrClosed", err)
+	}
+	if n := len(c.Transactions()); n != 0 {
+		t.Errorf("%d transactions", n)
+	}
+	p.Send("RECEIPT", "", "receipt-id", f.Header.Get("receipt"))
+	if err := waitErr(t, done); err != nil {
+		t.Fatal(err)
+	}
+	if fs := p.ExpectClosed(); len(fs) != 0 {
+		t.Fatalf("written after DISCONNECT: %v", fs)
+	}
+}

@@ -227,6 +227,9 @@ func (c *Conn) writeLoop() {
 func (c *Conn) writeBatch(ctrl []*frame.Frame, batch []*request) error {
 	var fatal error
 	for _, f := range ctrl {
+		if c.wroteDisconnect {
+			break
+		}
 		c.w.SetContentLength(frame.ContentLengthAuto)
 		if err := c.w.WriteFrame(f); err != nil && !isEncodeError(err) {
 			fatal = err
@@ -243,6 +246,14 @@ func (c *Conn) writeBatch(ctrl []*frame.Frame, batch []*request) error {
 		if fatal != nil {
 			continue
 		}
+		if c.wroteDisconnect {
+			// The specification: no frame after DISCONNECT. A call that
+			// raced with Disconnect fails instead of being written and
+			// ignored by the server.
+			req.done <- ErrClosed
+			batch[n-1] = nil
+			continue
+		}
 		c.w.SetContentLength(req.mode)
 		if err := c.w.WriteFrame(&req.f); err != nil {
 			if isEncodeError(err) {
@@ -251,6 +262,9 @@ func (c *Conn) writeBatch(ctrl []*frame.Frame, batch []*request) error {
 				continue
 			}
 			fatal = err
+		}
+		if req.f.Command == frame.CmdDisconnect {
+			c.wroteDisconnect = true
 		}
 	}
 	if fatal == nil {
