@@ -13,21 +13,36 @@ import (
 
 // request is one frame on its way to the writer goroutine. Requests are
 // pooled: the caller fills one, queues it, and returns it to the pool once
-// the writer has answered on done.
+// the writer has answered on done (or has released it).
 type request struct {
 	f     frame.Frame
 	cc    callConfig // the call's options, kept here so that they do not escape to the heap
 	mode  frame.ContentLengthMode
-	state atomic.Int32 // reqQueued -> reqClaimed (writer) or reqAbandoned (caller)
-	done  chan error   // capacity 1: the writer's answer, once flushed
+	state atomic.Int32 // see the req* constants
+	done  chan error   // capacity 1: the writer's one answer
 	conn  *Conn        // whose pool it returns to
 }
 
+// A request's state moves from reqQueued to reqClaimed when the writer
+// takes it, then to reqBuffered once the writer has encoded it into its
+// buffer: from then on the caller's body is no longer referenced, so a
+// caller whose ctx ends can leave. The caller moves it instead to
+// reqAbandoned (still queued: the writer skips it), to reqLeft (buffered:
+// the frame still goes out) or to reqCancelling (being encoded: the
+// writer answers errReleased as soon as it has encoded it).
 const (
 	reqQueued int32 = iota
 	reqClaimed
 	reqAbandoned
+	reqBuffered
+	reqLeft
+	reqCancelling
 )
+
+// errReleased is the writer's answer to a caller whose ctx ended while its
+// frame was being encoded: the frame is buffered and will be flushed, the
+// caller need not wait for it.
+var errReleased = errors.New("stomp: internal: request released")
 
 // newRequest takes a request from the Conn's pool. The pool is per Conn,
 // not global, because a channel made inside a testing/synctest bubble must
@@ -65,10 +80,22 @@ func addHeaders(h *frame.Header, kvs [][2]string) {
 // with the error if the frame is not sent.
 //
 // If ctx ends while req is still queued, req is withdrawn and do returns
-// ctx.Err(); once the writer has started on it, do waits for the write to
-// finish (it still refers to the caller's body), which WithWriteTimeout
-// bounds.
+// ctx.Err(). If ctx ends once the writer has encoded the frame into its
+// buffer, do returns ctx.Err() at once too, but the frame will still be
+// written (see doPending). Only while the writer is encoding the frame,
+// which for a body of the buffer's size or more means writing the body to
+// the transport, does do wait after ctx has ended, because the writer
+// still reads the caller's body; WithWriteTimeout bounds that.
 func (c *Conn) do(ctx context.Context, req *request, cc *callConfig) error {
+	_, err := c.doPending(ctx, req, cc)
+	return err
+}
+
+// doPending is do, and reports whether the frame is pending: ctx ended
+// after the writer had buffered the frame, so the frame goes out unless the
+// connection ends first. A pending frame's receipt stays registered, to be
+// resolved by the server's answer or the connection's end.
+func (c *Conn) doPending(ctx context.Context, req *request, cc *callConfig) (pending bool, err error) {
 	var r *Receipt
 	if cc.receipt != nil {
 		r = newReceipt(c.rcptIDs.next("rcpt-"))
@@ -80,13 +107,13 @@ func (c *Conn) do(ctx context.Context, req *request, cc *callConfig) error {
 			err := c.closedErr()
 			r.resolve(err)
 			freeRequest(req)
-			return err
+			return false, err
 		}
 		c.receipts[r.id] = r
 		c.mu.Unlock()
 	}
-	err := c.write(ctx, req)
-	if err != nil && r != nil {
+	pending, err = c.write(ctx, req)
+	if err != nil && r != nil && !pending {
 		c.mu.Lock()
 		if c.receipts != nil {
 			delete(c.receipts, r.id)
@@ -94,42 +121,68 @@ func (c *Conn) do(ctx context.Context, req *request, cc *callConfig) error {
 		c.mu.Unlock()
 		r.resolve(err)
 	}
-	return err
+	return pending, err
 }
 
 // write queues req and waits for the writer's answer; it frees req when
-// the writer is done with it.
-func (c *Conn) write(ctx context.Context, req *request) error {
+// the writer is done with it. pending is as for doPending.
+func (c *Conn) write(ctx context.Context, req *request) (pending bool, err error) {
 	if err := ctx.Err(); err != nil {
 		freeRequest(req)
-		return err
+		return false, err
 	}
 	select {
 	case c.writeq <- req:
 	case <-c.closing:
 		freeRequest(req)
-		return c.closedErr()
+		return false, c.closedErr()
 	case <-ctx.Done():
 		freeRequest(req)
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 	select {
 	case err := <-req.done:
 		freeRequest(req)
-		return err
+		return false, err
 	case <-c.done:
-		return c.answerOrClosed(req)
+		return false, c.answerOrClosed(req)
 	case <-ctx.Done():
-		if req.state.CompareAndSwap(reqQueued, reqAbandoned) {
-			return ctx.Err() // the writer will skip it; it is not reused
+	}
+	// ctx ended. Leave without waiting for the writer unless it is reading
+	// the request right now. A request left behind is not reused: the
+	// writer may still answer on its done.
+	for {
+		switch req.state.Load() {
+		case reqQueued:
+			if req.state.CompareAndSwap(reqQueued, reqAbandoned) {
+				return false, ctx.Err() // the writer will skip it
+			}
+		case reqBuffered:
+			if req.state.CompareAndSwap(reqBuffered, reqLeft) {
+				return true, ctx.Err()
+			}
+		case reqClaimed:
+			if req.state.CompareAndSwap(reqClaimed, reqCancelling) {
+				select {
+				case err := <-req.done:
+					freeRequest(req)
+					if err == errReleased {
+						return true, ctx.Err()
+					}
+					return false, err
+				case <-c.done:
+					return false, c.answerOrClosed(req)
+				}
+			}
+		default: // only the caller leaves the three states above
+			select {
+			case err := <-req.done:
+				freeRequest(req)
+				return false, err
+			case <-c.done:
+				return false, c.answerOrClosed(req)
+			}
 		}
-	}
-	select {
-	case err := <-req.done:
-		freeRequest(req)
-		return err
-	case <-c.done:
-		return c.answerOrClosed(req)
 	}
 }
 
@@ -139,10 +192,12 @@ func (c *Conn) write(ctx context.Context, req *request) error {
 func (c *Conn) answerOrClosed(req *request) error {
 	select {
 	case err := <-req.done:
-		return err
+		if err != errReleased {
+			return err
+		}
 	default:
-		return c.closedErr()
 	}
+	return c.closedErr()
 }
 
 // queueCtrl queues a frame from the reader goroutine, which must never
@@ -262,9 +317,15 @@ func (c *Conn) writeBatch(ctrl []*frame.Frame, batch []*request) error {
 				continue
 			}
 			fatal = err
-		}
-		if req.f.Command == frame.CmdDisconnect {
+		} else if req.f.Command == frame.CmdDisconnect {
 			c.wroteDisconnect = true
+		}
+		// The frame is in the Writer's buffer (or on the wire): the
+		// caller's body is no longer needed. A caller whose ctx ended
+		// while it was being encoded is waiting to hear that.
+		if !req.state.CompareAndSwap(reqClaimed, reqBuffered) {
+			req.done <- errReleased
+			batch[n-1] = nil
 		}
 	}
 	if fatal == nil {

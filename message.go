@@ -29,8 +29,9 @@ type Message struct {
 // MESSAGE's ack header, in 1.2. In AckClient mode it also acknowledges
 // every earlier message of the subscription. It returns ErrAutoAck for a
 // message of an AckAuto subscription and ErrNotAckable for one without the
-// needed header. It blocks until the ACK is flushed, or ctx ends before it
-// was written; WithReceipt asks the server to confirm.
+// needed header. It blocks until the ACK is flushed, or ctx ends (see
+// Conn.Send for what is sent then); WithReceipt asks the server to
+// confirm.
 func (m Message) Ack(ctx context.Context, opts ...CallOption) error {
 	return m.conn.ackFrame(ctx, frame.CmdAck, "", m, opts)
 }
@@ -82,9 +83,12 @@ func (c *Conn) ackFrame(ctx context.Context, cmd, tx string, m Message, opts []C
 // WithHeader, WithReceipt. body is not retained after Send returns.
 //
 // Send blocks while the writer's queue is full and until the frame is
-// flushed. If ctx ends before the writer took the frame, Send returns
-// ctx.Err() and nothing is sent; once the writer has started on it, Send
-// waits for that write (bounded by WithWriteTimeout). Concurrent Sends are
+// flushed. If ctx ends first, Send returns ctx.Err(): nothing is sent if
+// the writer had not taken the frame yet, otherwise the frame is in the
+// writer's buffer and still goes out (a receipt asked for then stays
+// pending). Only a body of 32 KiB or more, which the writer writes
+// straight from the caller's slice, keeps Send waiting after ctx ends
+// until it is written (bounded by WithWriteTimeout). Concurrent Sends are
 // batched into one write.
 func (c *Conn) Send(ctx context.Context, dest string, body []byte, opts ...CallOption) error {
 	return c.send(ctx, "", dest, body, opts)

@@ -199,3 +199,177 @@ func TestWriteTimeout(t *testing.T) {
 		t.Fatalf("Err = %v", c.Err())
 	}
 }
+
+// TestCancelWhileWriterBlocked: a server that reads nothing, no write
+// timeout, no heart-beats. The writer is stuck flushing the caller's own
+// frame; the caller's ctx must still end its wait (it used to wait for
+// the flush forever), the connection goes on, and what was already
+// buffered goes out once the server reads again. A SUBSCRIBE or BEGIN
+// given up on that way is undone after it.
+func TestCancelWhileWriterBlocked(t *testing.T) {
+	noLeaks(t)
+	short := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	stuck := func(t *testing.T) (*Conn, net.Conn) {
+		client, server := net.Pipe()
+		t.Cleanup(func() { server.Close() })
+		return rawConnect(t, client, server), server
+	}
+	w := stomptest.Wire
+
+	t.Run("Send", func(t *testing.T) {
+		c, server := stuck(t)
+		var r *Receipt
+		if err := waitErr(t, async(func() error { return c.Send(short(), "/q", []byte("1"), WithReceipt(&r)) })); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Send: %v, want DeadlineExceeded", err)
+		}
+		select {
+		case <-r.Done():
+			t.Fatalf("receipt of a frame still being written resolved: %v", r.Err())
+		default:
+		}
+		p := stomptest.New(t, server)
+		p.ExpectBytes(w("SEND", "1", "destination", "/q", "receipt", r.ID(), "content-length", "1"))
+		p.Send("RECEIPT", "", "receipt-id", r.ID())
+		if err := r.Wait(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Send(ctxT(t), "/q", []byte("2")); err != nil {
+			t.Fatal(err)
+		}
+		p.ExpectBytes(w("SEND", "2", "destination", "/q", "content-length", "1"))
+	})
+	t.Run("Subscribe", func(t *testing.T) {
+		c, server := stuck(t)
+		if _, err := waitSub(t, c, short()); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Subscribe: %v, want DeadlineExceeded", err)
+		}
+		if n := len(c.Subscriptions()); n != 0 {
+			t.Fatalf("%d subscriptions", n)
+		}
+		p := stomptest.New(t, server)
+		p.ExpectBytes(w("SUBSCRIBE", "", "destination", "/q", "id", "sub-1", "ack", "auto"))
+		p.ExpectBytes(w("UNSUBSCRIBE", "", "id", "sub-1"))
+	})
+	t.Run("Begin", func(t *testing.T) {
+		c, server := stuck(t)
+		if err := waitErr(t, async(func() error { _, err := c.Begin(short()); return err })); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Begin: %v, want DeadlineExceeded", err)
+		}
+		if n := len(c.Transactions()); n != 0 {
+			t.Fatalf("%d transactions", n)
+		}
+		p := stomptest.New(t, server)
+		p.ExpectBytes(w("BEGIN", "", "transaction", "tx-1"))
+		p.ExpectBytes(w("ABORT", "", "transaction", "tx-1"))
+	})
+	t.Run("Disconnect", func(t *testing.T) {
+		c, _ := stuck(t)
+		if err := waitErr(t, async(func() error { return c.Disconnect(short()) })); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Disconnect: %v, want DeadlineExceeded", err)
+		}
+		<-c.Done()
+	})
+}
+
+func waitSub(t *testing.T, c *Conn, ctx context.Context) (*Subscription, error) {
+	t.Helper()
+	var s *Subscription
+	err := waitErr(t, async(func() (err error) { s, err = c.Subscribe(ctx, "/q"); return err }))
+	return s, err
+}
+
+// readRaw reads one frame's bytes from the server end, up to its NUL.
+func readRaw(t *testing.T, server net.Conn) string {
+	t.Helper()
+	var b []byte
+	buf := make([]byte, 1)
+	for {
+		if _, err := server.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+		if buf[0] == 0 {
+			return string(b)
+		}
+		b = append(b, buf[0])
+	}
+}
+
+// TestUnsubscribeConcurrentAndCancelled: while one Unsubscribe is queued
+// behind a stuck writer, a second one used to return nil at once, though
+// the first could still fail and leave the subscription live. And when
+// the subscription overflowed meanwhile, the overflow left the
+// UNSUBSCRIBE to the queued call; if that call's ctx then ended, no
+// UNSUBSCRIBE was ever sent and the server went on sending.
+func TestUnsubscribeConcurrentAndCancelled(t *testing.T) {
+	noLeaks(t)
+	setup := func(t *testing.T) (*Conn, net.Conn, *Subscription) {
+		client, server := net.Pipe()
+		t.Cleanup(func() { server.Close() })
+		c := rawConnect(t, client, server)
+		done := async(func() error { _, err := c.Subscribe(ctxT(t), "/q", WithBuffer(1)); return err })
+		readRaw(t, server)
+		if err := waitErr(t, done); err != nil {
+			t.Fatal(err)
+		}
+		go c.Send(ctxT(t), "/q", []byte("block")) // the writer is stuck on this one
+		time.Sleep(10 * time.Millisecond)
+		return c, server, c.Subscriptions()[0]
+	}
+	w := stomptest.Wire
+	sendBlock := w("SEND", "block", "destination", "/q", "content-length", "5")
+
+	t.Run("second waits for the first", func(t *testing.T) {
+		c, server, sub := setup(t)
+		ctx1, cancel1 := context.WithCancel(context.Background())
+		defer cancel1()
+		first := async(func() error { return sub.Unsubscribe(ctx1) })
+		time.Sleep(10 * time.Millisecond)
+		second := async(func() error { return sub.Unsubscribe(ctxT(t)) })
+		time.Sleep(10 * time.Millisecond)
+		cancel1()
+		if err := waitErr(t, first); !errors.Is(err, context.Canceled) {
+			t.Fatalf("first Unsubscribe: %v", err)
+		}
+		p := stomptest.New(t, server)
+		p.ExpectBytes(sendBlock)
+		p.ExpectBytes(w("UNSUBSCRIBE", "", "id", sub.ID()))
+		if err := waitErr(t, second); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case _, ok := <-sub.C():
+			if ok {
+				t.Fatal("message")
+			}
+		default:
+			t.Fatal("second Unsubscribe returned nil with the subscription live")
+		}
+		if n := len(c.Subscriptions()); n != 0 {
+			t.Fatalf("%d subscriptions", n)
+		}
+	})
+	t.Run("overflow meanwhile", func(t *testing.T) {
+		_, server, sub := setup(t)
+		ctx1, cancel1 := context.WithCancel(context.Background())
+		defer cancel1()
+		first := async(func() error { return sub.Unsubscribe(ctx1) })
+		time.Sleep(10 * time.Millisecond)
+		for i := range 2 {
+			fmt.Fprintf(server, "MESSAGE\nsubscription:%s\ndestination:/q\nmessage-id:%d\n\n\x00", sub.ID(), i)
+		}
+		for !errors.Is(sub.Err(), ErrSlowConsumer) {
+			time.Sleep(time.Millisecond)
+		}
+		cancel1()
+		if err := waitErr(t, first); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Unsubscribe: %v", err)
+		}
+		p := stomptest.New(t, server)
+		p.ExpectBytes(sendBlock)
+		p.ExpectBytes(w("UNSUBSCRIBE", "", "id", sub.ID()))
+	})
+}

@@ -2,6 +2,7 @@ package stomp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sync"
@@ -43,8 +44,9 @@ type Subscription struct {
 	header frame.Header // the SUBSCRIBE headers as sent, receipt excluded; read-only
 	seq    uint64
 
-	ch            chan Message // sent to by the reader goroutine under mu; closed under mu
-	unsubscribing atomic.Bool
+	ch            chan Message  // sent to by the reader goroutine under mu; closed under mu
+	unsubscribing atomic.Bool   // an UNSUBSCRIBE is queued or sent
+	unsubMu       chan struct{} // capacity 1: held by the Unsubscribe in progress
 
 	mu    sync.Mutex // guards ended, err and sends on ch
 	ended bool
@@ -56,7 +58,8 @@ type Subscription struct {
 // "sub-N"), WithBuffer, WithPrefetch, WithHeader (selector, durable
 // subscription headers, ...), WithReceipt. Any number of subscriptions
 // may share a destination. It blocks until the frame is flushed, or ctx
-// ends before it was written (ctx.Err(); nothing is sent).
+// ends (ctx.Err(); if the writer had already taken the SUBSCRIBE, an
+// UNSUBSCRIBE follows it).
 func (c *Conn) Subscribe(ctx context.Context, dest string, opts ...CallOption) (*Subscription, error) {
 	var cc callConfig
 	if err := cc.apply(opts); err != nil {
@@ -93,6 +96,8 @@ func (c *Conn) Subscribe(ctx context.Context, dest string, opts ...CallOption) (
 		header: h.Clone(),
 		seq:    c.seq.Add(1),
 		ch:     make(chan Message, n),
+
+		unsubMu: make(chan struct{}, 1),
 	}
 	// Registered before the frame goes out: the first MESSAGE may follow
 	// the SUBSCRIBE at once.
@@ -100,9 +105,13 @@ func (c *Conn) Subscribe(ctx context.Context, dest string, opts ...CallOption) (
 		freeRequest(req)
 		return nil, cc.settle(err)
 	}
-	if err := c.do(ctx, req, &cc); err != nil {
+	if pending, err := c.doPending(ctx, req, &cc); err != nil {
 		c.removeSub(s)
 		s.end(err)
+		if pending && s.unsubscribing.CompareAndSwap(false, true) {
+			// The SUBSCRIBE still goes out: undo it after it.
+			c.queueCtrl(frame.New(frame.CmdUnsubscribe, frame.HdrID, s.id))
+		}
 		return nil, err
 	}
 	return s, nil
@@ -166,28 +175,42 @@ func (s *Subscription) Err() error {
 // Unsubscribe sends UNSUBSCRIBE, then ends the subscription: its channel
 // is closed (buffered messages can still be read) and messages the server
 // still sends for it go to Conn.Unrouted. It blocks until the frame is
-// flushed or ctx ends before it was written (ctx.Err(); the subscription
-// stays live). On a subscription that has ended it does nothing and
-// returns nil.
+// flushed, or until ctx ends: before the frame was taken by the writer,
+// it returns ctx.Err() and the subscription stays live; after, it returns
+// ctx.Err() too but the frame still goes out and the subscription ends.
+// On a subscription that has ended it does nothing and returns nil; a
+// call concurrent with another waits for the other's outcome.
 func (s *Subscription) Unsubscribe(ctx context.Context, opts ...CallOption) error {
 	var cc callConfig
 	if err := cc.apply(opts); err != nil {
 		return cc.settle(err)
 	}
-	if !s.unsubscribing.CompareAndSwap(false, true) || s.isEnded() {
+	select {
+	case s.unsubMu <- struct{}{}:
+	case <-ctx.Done():
+		return cc.settle(ctx.Err())
+	}
+	defer func() { <-s.unsubMu }()
+	if s.isEnded() || !s.unsubscribing.CompareAndSwap(false, true) {
 		return cc.settle(nil)
 	}
 	c := s.conn
 	req := c.newRequest(frame.CmdUnsubscribe)
 	req.f.Header.Add(frame.HdrID, s.id)
 	addHeaders(&req.f.Header, cc.headers)
-	if err := c.do(ctx, req, &cc); err != nil {
+	pending, err := c.doPending(ctx, req, &cc)
+	if err != nil && !pending {
 		s.unsubscribing.Store(false)
+		// An overflow while our UNSUBSCRIBE was queued left sending one
+		// to us: the server must still hear it.
+		if errors.Is(s.Err(), ErrSlowConsumer) && s.unsubscribing.CompareAndSwap(false, true) {
+			c.queueCtrl(frame.New(frame.CmdUnsubscribe, frame.HdrID, s.id))
+		}
 		return err
 	}
 	c.removeSub(s)
 	s.end(nil)
-	return nil
+	return err
 }
 
 func (s *Subscription) isEnded() bool {

@@ -22,7 +22,8 @@ type Tx struct {
 
 // Begin sends BEGIN and returns the transaction once the frame is flushed.
 // Options: WithID (default "tx-N"), WithHeader, WithReceipt. If ctx ends
-// before the frame was written, it returns ctx.Err() and nothing is sent.
+// first, it returns ctx.Err(); if the writer had already taken the BEGIN,
+// an ABORT follows it.
 func (c *Conn) Begin(ctx context.Context, opts ...CallOption) (*Tx, error) {
 	var cc callConfig
 	if err := cc.apply(opts); err != nil {
@@ -44,8 +45,12 @@ func (c *Conn) Begin(ctx context.Context, opts ...CallOption) (*Tx, error) {
 	}
 	c.txs[id] = t
 	c.mu.Unlock()
-	if err := c.txFrame(ctx, frame.CmdBegin, id, &cc); err != nil {
+	if pending, err := c.txFrame(ctx, frame.CmdBegin, id, &cc); err != nil {
 		c.removeTx(t)
+		if pending {
+			// The BEGIN still goes out: undo it after it.
+			c.queueCtrl(frame.New(frame.CmdAbort, frame.HdrTransaction, id))
+		}
 		return nil, err
 	}
 	return t, nil
@@ -118,8 +123,11 @@ func (t *Tx) Nack(ctx context.Context, m Message, opts ...CallOption) error {
 }
 
 // Commit sends COMMIT and returns once it is flushed; WithReceipt asks the
-// server to confirm. If ctx ends before the frame was written, it returns
-// ctx.Err() and the transaction stays open.
+// server to confirm. If the frame could not be sent (ctx ended before the
+// writer took it, or it could not be encoded), it returns the error and
+// the transaction stays open; if ctx ends after the writer took it, it
+// returns ctx.Err() but the COMMIT still goes out and the transaction is
+// done.
 func (t *Tx) Commit(ctx context.Context, opts ...CallOption) error {
 	return t.end(ctx, frame.CmdCommit, opts)
 }
@@ -137,21 +145,20 @@ func (t *Tx) end(ctx context.Context, cmd string, opts []CallOption) error {
 	if !t.done.CompareAndSwap(false, true) {
 		return cc.settle(ErrTxDone)
 	}
-	if err := t.conn.txFrame(ctx, cmd, t.id, &cc); err != nil {
-		if ctx.Err() != nil && !errors.Is(err, ErrClosed) {
-			t.done.Store(false) // not sent: still open
-		}
+	pending, err := t.conn.txFrame(ctx, cmd, t.id, &cc)
+	if err != nil && !pending {
+		t.done.Store(false) // not sent: still open (unless the connection has ended)
 		return err
 	}
 	t.conn.removeTx(t)
-	return nil
+	return err
 }
 
-func (c *Conn) txFrame(ctx context.Context, cmd, id string, cc *callConfig) error {
+func (c *Conn) txFrame(ctx context.Context, cmd, id string, cc *callConfig) (pending bool, err error) {
 	req := c.newRequest(cmd)
 	req.f.Header.Add(frame.HdrTransaction, id)
 	addHeaders(&req.f.Header, cc.headers)
-	return c.do(ctx, req, cc)
+	return c.doPending(ctx, req, cc)
 }
 
 func (c *Conn) removeTx(t *Tx) {
