@@ -92,3 +92,27 @@ func TestTxAfterEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestTxCommitNotSent: a COMMIT that could not be encoded was not sent,
+// so the transaction stays open (it used to be marked done, yet listed in
+// Transactions, with no way to end it).
+func TestTxCommitNotSent(t *testing.T) {
+	noLeaks(t)
+	c, p := connectPeer(t, V10, nil)
+	ctx := ctxT(t)
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Expect("BEGIN")
+	if err := tx.Commit(ctx, WithHeader("k", "a\nb")); err == nil || errors.Is(err, ErrTxDone) {
+		t.Fatalf("Commit with an unencodable header: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("Commit after a failed one: %v", err)
+	}
+	p.Expect("COMMIT")
+	if n := len(c.Transactions()); n != 0 {
+		t.Fatalf("%d transactions", n)
+	}
+}
