@@ -21,6 +21,7 @@ type request struct {
 	state atomic.Int32 // see the req* constants
 	done  chan error   // capacity 1: the writer's one answer
 	conn  *Conn        // whose pool it returns to
+	tx    *Tx          // the transaction the frame belongs to, or nil
 }
 
 // A request's state moves from reqQueued to reqClaimed when the writer
@@ -58,6 +59,7 @@ func (c *Conn) newRequest(cmd string) *request {
 	clear(req.cc.headers)
 	req.cc = callConfig{headers: req.cc.headers[:0]}
 	req.mode = frame.ContentLengthAuto
+	req.tx = nil
 	req.state.Store(reqQueued)
 	return req
 }
@@ -65,6 +67,7 @@ func (c *Conn) newRequest(cmd string) *request {
 func freeRequest(req *request) {
 	req.f.Body = nil
 	req.cc.receipt = nil
+	req.tx = nil
 	req.conn.reqPool.Put(req)
 }
 
@@ -309,6 +312,11 @@ func (c *Conn) writeBatch(ctrl []*frame.Frame, batch []*request) error {
 			batch[n-1] = nil
 			continue
 		}
+		if req.tx != nil && req.tx.ended {
+			req.done <- ErrTxDone // raced with Commit or Abort
+			batch[n-1] = nil
+			continue
+		}
 		c.w.SetContentLength(req.mode)
 		if err := c.w.WriteFrame(&req.f); err != nil {
 			if isEncodeError(err) {
@@ -317,8 +325,15 @@ func (c *Conn) writeBatch(ctrl []*frame.Frame, batch []*request) error {
 				continue
 			}
 			fatal = err
-		} else if req.f.Command == frame.CmdDisconnect {
-			c.wroteDisconnect = true
+		} else {
+			switch req.f.Command {
+			case frame.CmdDisconnect:
+				c.wroteDisconnect = true
+			case frame.CmdCommit, frame.CmdAbort:
+				if req.tx != nil {
+					req.tx.ended = true
+				}
+			}
 		}
 		// The frame is in the Writer's buffer (or on the wire): the
 		// caller's body is no longer needed. A caller whose ctx ended

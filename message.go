@@ -33,17 +33,17 @@ type Message struct {
 // Conn.Send for what is sent then); WithReceipt asks the server to
 // confirm.
 func (m Message) Ack(ctx context.Context, opts ...CallOption) error {
-	return m.conn.ackFrame(ctx, frame.CmdAck, "", m, opts)
+	return m.conn.ackFrame(ctx, frame.CmdAck, nil, m, opts)
 }
 
 // Nack tells the server the message was not consumed (STOMP 1.1 and 1.2;
 // on 1.0 it returns ErrNackUnsupported). RabbitMQ redelivers the message.
 // Otherwise it behaves as Ack.
 func (m Message) Nack(ctx context.Context, opts ...CallOption) error {
-	return m.conn.ackFrame(ctx, frame.CmdNack, "", m, opts)
+	return m.conn.ackFrame(ctx, frame.CmdNack, nil, m, opts)
 }
 
-func (c *Conn) ackFrame(ctx context.Context, cmd, tx string, m Message, opts []CallOption) error {
+func (c *Conn) ackFrame(ctx context.Context, cmd string, tx *Tx, m Message, opts []CallOption) error {
 	if m.mode == AckAuto {
 		return settleOpts(opts, ErrAutoAck)
 	}
@@ -70,8 +70,9 @@ func (c *Conn) ackFrame(ctx context.Context, cmd, tx string, m Message, opts []C
 	default:
 		h.Add(frame.HdrID, m.ack)
 	}
-	if tx != "" {
-		h.Add(frame.HdrTransaction, tx)
+	if tx != nil {
+		h.Add(frame.HdrTransaction, tx.id)
+		req.tx = tx
 	}
 	addHeaders(h, cc.headers)
 	return c.do(ctx, req, cc)
@@ -91,10 +92,10 @@ func (c *Conn) ackFrame(ctx context.Context, cmd, tx string, m Message, opts []C
 // until it is written (bounded by WithWriteTimeout). Concurrent Sends are
 // batched into one write.
 func (c *Conn) Send(ctx context.Context, dest string, body []byte, opts ...CallOption) error {
-	return c.send(ctx, "", dest, body, opts)
+	return c.send(ctx, nil, dest, body, opts)
 }
 
-func (c *Conn) send(ctx context.Context, tx, dest string, body []byte, opts []CallOption) error {
+func (c *Conn) send(ctx context.Context, tx *Tx, dest string, body []byte, opts []CallOption) error {
 	req := c.newRequest(frame.CmdSend)
 	cc := &req.cc
 	if err := cc.apply(opts); err != nil {
@@ -107,8 +108,9 @@ func (c *Conn) send(ctx context.Context, tx, dest string, body []byte, opts []Ca
 	if cc.contentType != "" {
 		h.Add(frame.HdrContentType, cc.contentType)
 	}
-	if tx != "" {
-		h.Add(frame.HdrTransaction, tx)
+	if tx != nil {
+		h.Add(frame.HdrTransaction, tx.id)
+		req.tx = tx
 	}
 	addHeaders(h, cc.headers)
 	req.f.Body = body

@@ -12,12 +12,20 @@ import (
 // Tx is a STOMP transaction: the SEND, ACK and NACK frames sent through it
 // take effect together on Commit, or not at all on Abort. The server
 // aborts a transaction left open when the connection ends. Methods are
-// safe for concurrent use; after Commit or Abort they return ErrTxDone.
+// safe for concurrent use; after Commit or Abort they return ErrTxDone,
+// and so does a call racing with Commit or Abort whose frame would have
+// followed the COMMIT or ABORT.
 type Tx struct {
 	conn *Conn
 	id   string
 	seq  uint64
 	done atomic.Bool
+
+	// ended is owned by the writer goroutine: it has written the COMMIT
+	// or ABORT, so a frame of the transaction queued after it fails with
+	// ErrTxDone instead of reaching a server that no longer knows the
+	// transaction (which answers ERROR and ends the connection).
+	ended bool
 }
 
 // Begin sends BEGIN and returns the transaction once the frame is flushed.
@@ -45,7 +53,7 @@ func (c *Conn) Begin(ctx context.Context, opts ...CallOption) (*Tx, error) {
 	}
 	c.txs[id] = t
 	c.mu.Unlock()
-	if pending, err := c.txFrame(ctx, frame.CmdBegin, id, &cc); err != nil {
+	if pending, err := c.txFrame(ctx, frame.CmdBegin, nil, id, &cc); err != nil {
 		c.removeTx(t)
 		if pending {
 			// The BEGIN still goes out: undo it after it.
@@ -95,7 +103,7 @@ func (t *Tx) Send(ctx context.Context, dest string, body []byte, opts ...CallOpt
 	if t.done.Load() {
 		return settleOpts(opts, ErrTxDone)
 	}
-	return t.conn.send(ctx, t.id, dest, body, opts)
+	return t.conn.send(ctx, t, dest, body, opts)
 }
 
 // SendJSON sends v as JSON in the transaction; see Conn.SendJSON.
@@ -103,7 +111,7 @@ func (t *Tx) SendJSON(ctx context.Context, dest string, v any, opts ...CallOptio
 	if t.done.Load() {
 		return settleOpts(opts, ErrTxDone)
 	}
-	return t.conn.sendJSON(ctx, t.id, dest, v, opts)
+	return t.conn.sendJSON(ctx, t, dest, v, opts)
 }
 
 // Ack acknowledges m in the transaction; see Message.Ack.
@@ -111,7 +119,7 @@ func (t *Tx) Ack(ctx context.Context, m Message, opts ...CallOption) error {
 	if t.done.Load() {
 		return settleOpts(opts, ErrTxDone)
 	}
-	return t.conn.ackFrame(ctx, frame.CmdAck, t.id, m, opts)
+	return t.conn.ackFrame(ctx, frame.CmdAck, t, m, opts)
 }
 
 // Nack rejects m in the transaction; see Message.Nack.
@@ -119,7 +127,7 @@ func (t *Tx) Nack(ctx context.Context, m Message, opts ...CallOption) error {
 	if t.done.Load() {
 		return settleOpts(opts, ErrTxDone)
 	}
-	return t.conn.ackFrame(ctx, frame.CmdNack, t.id, m, opts)
+	return t.conn.ackFrame(ctx, frame.CmdNack, t, m, opts)
 }
 
 // Commit sends COMMIT and returns once it is flushed; WithReceipt asks the
@@ -145,7 +153,7 @@ func (t *Tx) end(ctx context.Context, cmd string, opts []CallOption) error {
 	if !t.done.CompareAndSwap(false, true) {
 		return cc.settle(ErrTxDone)
 	}
-	pending, err := t.conn.txFrame(ctx, cmd, t.id, &cc)
+	pending, err := t.conn.txFrame(ctx, cmd, t, t.id, &cc)
 	if err != nil && !pending {
 		t.done.Store(false) // not sent: still open (unless the connection has ended)
 		return err
@@ -154,8 +162,9 @@ func (t *Tx) end(ctx context.Context, cmd string, opts []CallOption) error {
 	return err
 }
 
-func (c *Conn) txFrame(ctx context.Context, cmd, id string, cc *callConfig) (pending bool, err error) {
+func (c *Conn) txFrame(ctx context.Context, cmd string, t *Tx, id string, cc *callConfig) (pending bool, err error) {
 	req := c.newRequest(cmd)
+	req.tx = t
 	req.f.Header.Add(frame.HdrTransaction, id)
 	addHeaders(&req.f.Header, cc.headers)
 	return c.doPending(ctx, req, cc)

@@ -116,3 +116,39 @@ func TestTxCommitNotSent(t *testing.T) {
 		t.Fatalf("%d transactions", n)
 	}
 }
+
+// TestTxSendRacingCommit: a Tx.Send that started before Commit but whose
+// frame was queued after the COMMIT used to be written after it: the
+// server no longer knows the transaction and answers ERROR, which ends the
+// connection. It fails with ErrTxDone instead.
+func TestTxSendRacingCommit(t *testing.T) {
+	noLeaks(t)
+	c, p := connectPeer(t, V12, nil)
+	ctx := ctxT(t)
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Expect("BEGIN")
+	// An option that holds the calls after their ErrTxDone check.
+	entered, release := make(chan struct{}, 2), make(chan struct{})
+	hold := CallOption(func(*callConfig) { entered <- struct{}{}; <-release })
+	send := async(func() error { return tx.Send(ctx, "/q", []byte("late"), hold) })
+	ack := async(func() error { return tx.Ack(ctx, Message{mode: AckClient, conn: c, ack: "m"}, hold) })
+	<-entered
+	<-entered
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.ExpectBytes(stomptest.Wire("COMMIT", "", "transaction", tx.ID()))
+	close(release)
+	for _, ch := range []<-chan error{send, ack} {
+		if err := waitErr(t, ch); !errors.Is(err, ErrTxDone) {
+			t.Errorf("Tx call queued behind its COMMIT: %v, want ErrTxDone", err)
+		}
+	}
+	if err := c.Send(ctx, "/q", []byte("next")); err != nil {
+		t.Fatal(err)
+	}
+	p.ExpectBytes(stomptest.Wire("SEND", "next", "destination", "/q", "content-length", "4"))
+}
