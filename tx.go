@@ -70,7 +70,9 @@ func (c *Conn) Begin(ctx context.Context, opts ...CallOption) (*Tx, error) {
 // (the panic goes on after the ABORT). It returns fn's error (joined with
 // the ABORT's, if that failed) or the error of BEGIN or COMMIT. If ctx
 // ends while it waits for the COMMIT's RECEIPT, it returns ctx.Err() and
-// the outcome is unknown.
+// the outcome is unknown. Once ctx has ended, an ABORT is queued without
+// waiting for the writer, and a COMMIT that could not be sent is followed
+// by one.
 func (c *Conn) Transact(ctx context.Context, fn func(tx *Tx) error) (err error) {
 	tx, err := c.Begin(ctx)
 	if err != nil {
@@ -78,21 +80,47 @@ func (c *Conn) Transact(ctx context.Context, fn func(tx *Tx) error) (err error) 
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			tx.Abort(context.WithoutCancel(ctx))
+			tx.abort(ctx)
 			panic(p)
 		}
 	}()
 	if err := fn(tx); err != nil {
-		if aerr := tx.Abort(context.WithoutCancel(ctx)); aerr != nil && !errors.Is(aerr, ErrTxDone) {
+		if aerr := tx.abort(ctx); aerr != nil {
 			return errors.Join(err, aerr)
 		}
 		return err
 	}
 	var r *Receipt
 	if err := tx.Commit(ctx, WithReceipt(&r)); err != nil {
+		if !tx.done.Load() { // the COMMIT was not sent: do not leave it open
+			tx.abort(ctx)
+		}
 		return err
 	}
 	return r.Wait(ctx)
+}
+
+// abort ends the transaction for Transact: with Abort while ctx lasts;
+// once ctx has ended, by queueing the ABORT without waiting for it, so
+// that neither a cancelled ctx nor a stuck writer keeps Transact from
+// returning, and the transaction is not left open on the server.
+func (t *Tx) abort(ctx context.Context) error {
+	err := t.Abort(ctx)
+	switch {
+	case err == nil, errors.Is(err, ErrTxDone):
+		return nil
+	case t.done.CompareAndSwap(false, true): // not sent
+		if ctx.Err() == nil {
+			t.done.Store(false)
+			return err // could not be encoded, say: nothing to queue
+		}
+		t.conn.queueCtrl(frame.New(frame.CmdAbort, frame.HdrTransaction, t.id))
+		t.conn.removeTx(t)
+		return nil
+	case ctx.Err() != nil && !errors.Is(err, ErrClosed):
+		return nil // taken by the writer: it still goes out
+	}
+	return err
 }
 
 // ID returns the transaction id (the transaction header).

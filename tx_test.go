@@ -1,8 +1,12 @@
 package stomp
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/stompout/stomp/internal/stomptest"
 )
@@ -151,4 +155,52 @@ func TestTxSendRacingCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.ExpectBytes(stomptest.Wire("SEND", "next", "destination", "/q", "content-length", "4"))
+}
+
+// TestTransactCancelledWithStuckWriter: fn fails because ctx ended, and
+// the writer is stuck on a server that reads nothing. Transact used to
+// wait for its ABORT with a context that never ends: forever. The ABORT
+// is queued instead, and goes out when the server reads again. A COMMIT
+// that could not be sent is followed by an ABORT, not left open.
+func TestTransactCancelledWithStuckWriter(t *testing.T) {
+	noLeaks(t)
+	for _, fail := range []bool{true, false} {
+		t.Run(fmt.Sprint("fn fails ", fail), func(t *testing.T) {
+			client, server := net.Pipe()
+			t.Cleanup(func() { server.Close() })
+			c := rawConnect(t, client, server)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			proceed := make(chan struct{})
+			boom := errors.New("boom")
+			done := async(func() error {
+				return c.Transact(ctx, func(*Tx) error {
+					<-proceed
+					if fail {
+						return boom
+					}
+					return nil
+				})
+			})
+			readRaw(t, server) // BEGIN
+			go c.Send(ctxT(t), "/q", []byte("block"))
+			time.Sleep(10 * time.Millisecond)
+			cancel()
+			close(proceed)
+			want := context.Canceled
+			if fail {
+				want = boom
+			}
+			if err := waitErr(t, done); !errors.Is(err, want) {
+				t.Fatalf("Transact: %v, want %v", err, want)
+			}
+			if n := len(c.Transactions()); n != 0 {
+				t.Fatalf("%d transactions", n)
+			}
+			p := stomptest.New(t, server)
+			p.SetVersion(V12)
+			p.Expect("SEND")
+			p.ExpectBytes(stomptest.Wire("ABORT", "", "transaction", "tx-1"))
+		})
+	}
 }
