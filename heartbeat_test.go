@@ -1,8 +1,10 @@
 package stomp
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -139,6 +141,42 @@ func TestHeartBeatAnyDataCounts(t *testing.T) {
 		}
 		if c.Err() != nil {
 			t.Fatal(c.Err())
+		}
+	})
+}
+
+// TestHeartBeatTimeoutWhileWriterStuck: over a transport without write
+// deadlines, a server that neither reads nor sends. The writer is stuck
+// in a write and used to be the only one watching the heart-beats, so the
+// connection never ended.
+func TestHeartBeatTimeoutWhileWriterStuck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cr, sw := io.Pipe()
+		sr, cw := io.Pipe()
+		server := pipeRWC{sr, sw}
+		defer server.Close()
+		go func() {
+			buf := make([]byte, 4096)
+			server.Read(buf) // CONNECT; then it reads nothing more
+			io.WriteString(server, "CONNECTED\nversion:1.2\nheart-beat:1000,0\n\n\x00")
+		}()
+		c, err := Connect(context.Background(), pipeRWC{cr, cw}, WithHeartBeat(0, time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		if err := c.Send(ctx, "/q", []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Send: %v", err)
+		}
+		<-c.Done()
+		if !errors.Is(c.Err(), ErrHeartBeatTimeout) {
+			t.Fatalf("Err = %v", c.Err())
+		}
+		if d := time.Since(start); d < 2500*time.Millisecond || d > 3200*time.Millisecond {
+			t.Fatalf("ended after %v of silence, want about 2.5s", d)
 		}
 	})
 }
