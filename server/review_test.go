@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -238,5 +239,70 @@ func TestCloseCancelsHandlerContext(t *testing.T) {
 				<-c.done
 			})
 		})
+	}
+}
+
+// Connections arriving while Shutdown runs: each is either served (and
+// then told and closed) or closed at once; Shutdown returns, nothing leaks
+// (TestMain checks goroutines), every client sees its connection end.
+func TestShutdownWhileConnecting(t *testing.T) {
+	for range 5 {
+		rec := &recorder{}
+		srv := New(rec, WithHeartBeat(0, 0), WithLinger(time.Second))
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				conn, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					return // refused: the listener is closed
+				}
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(10 * time.Second))
+				if i%2 == 0 {
+					io.WriteString(conn, "CONNECT\naccept-version:1.2\nhost:/\n\n\x00")
+				}
+				// EOF, or a reset for a connection the listener never
+				// accepted or that was closed with unread input.
+				var ne net.Error
+				if _, err := io.Copy(io.Discard, conn); errors.As(err, &ne) && ne.Timeout() {
+					t.Errorf("connection %d not closed by the server: %v", i, err)
+				}
+			}()
+		}
+		// Pipes through ServeConn, too.
+		for range 5 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a, b := net.Pipe()
+				defer a.Close()
+				go io.WriteString(a, "CONNECT\n\n\x00")
+				done := make(chan error, 1)
+				go func() { done <- srv.ServeConn(context.Background(), b) }()
+				a.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := io.Copy(io.Discard, a); err != nil {
+					t.Errorf("pipe not closed by the server: %v", err)
+				}
+				<-done
+			}()
+		}
+		time.Sleep(time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown = %v", err)
+		}
+		cancel()
+		if err := <-served; !errors.Is(err, ErrServerClosed) {
+			t.Fatalf("Serve = %v", err)
+		}
+		wg.Wait()
 	}
 }
