@@ -21,17 +21,19 @@ type config struct {
 	outbound       int           // max queued frames before Deliver fails
 	linger         time.Duration // how long a closing session may take to write its last frames
 	txLimit        int           // max frames buffered in one session's open transactions
+	subLimit       int           // max subscriptions of one session
 	origins        []string      // WebSocket cross-origin patterns
 }
 
 // Defaults for the options.
 const (
-	DefaultHeartBeat      = 10 * time.Second
-	DefaultConnectTimeout = 10 * time.Second
-	DefaultOutboundQueue  = 1024
-	DefaultLinger         = 5 * time.Second
-	DefaultTxLimit        = 10000
-	DefaultName           = "stompout"
+	DefaultHeartBeat         = 10 * time.Second
+	DefaultConnectTimeout    = 10 * time.Second
+	DefaultOutboundQueue     = 1024
+	DefaultLinger            = 5 * time.Second
+	DefaultTxLimit           = 10000
+	DefaultSubscriptionLimit = 10000
+	DefaultName              = "stompout"
 )
 
 // controlReserve is the room above the outbound bound kept for frames the
@@ -50,6 +52,7 @@ func defaultConfig() config {
 		outbound:       DefaultOutboundQueue,
 		linger:         DefaultLinger,
 		txLimit:        DefaultTxLimit,
+		subLimit:       DefaultSubscriptionLimit,
 	}
 }
 
@@ -130,6 +133,17 @@ func WithTransactionLimit(n int) Option {
 	return func(c *config) {
 		if n > 0 {
 			c.txLimit = n
+		}
+	}
+}
+
+// WithSubscriptionLimit bounds the number of subscriptions one session may
+// hold at a time; a SUBSCRIBE beyond it is a protocol error, so a client
+// cannot make the server's memory grow without end. Default 10000.
+func WithSubscriptionLimit(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.subLimit = n
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/stompout/stomp/frame"
@@ -209,6 +210,10 @@ func (s *Session) onSubscribe(f *frame.Frame) error {
 	if s.subs[id] != nil {
 		s.mu.Unlock()
 		return violation(cmd, "duplicate subscription id", "subscription "+id+" already exists")
+	}
+	if len(s.subs) >= s.srv.cfg.subLimit {
+		s.mu.Unlock()
+		return violation(cmd, "too many subscriptions", "a session may hold "+strconv.Itoa(s.srv.cfg.subLimit)+" subscriptions")
 	}
 	s.subs[id] = sub
 	s.mu.Unlock()
