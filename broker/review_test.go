@@ -2,6 +2,10 @@ package broker_test
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 
@@ -125,3 +129,51 @@ func TestUnwrittenAutoMessagesKeepTheirOrder(t *testing.T) {
 		}
 	})
 }
+
+// The passcode appears neither in ERROR frames nor in the logs, at any
+// level, whatever goes wrong with the CONNECT.
+func TestPasscodeNeverLogged(t *testing.T) {
+	const secret = "hunter2-s3cr3t"
+	for _, connect := range []string{
+		"CONNECT\naccept-version:1.2\nhost:/\nlogin:app\npasscode:" + secret + "\n\n\x00",              // refused
+		"CONNECT\naccept-version:9.9\nhost:/\nlogin:app\npasscode:" + secret + "\n\n\x00",              // bad version
+		"CONNECT\naccept-version:1.2\nlogin:app\npasscode:" + secret + "\n\n\x00",                      // no host
+		"CONNECT\naccept-version:1.2\nhost:/\nheart-beat:x\npasscode:" + secret + "\n\n\x00",           // bad heart-beat
+		"CONNECT\naccept-version:1.2\nhost:/\npasscode:" + secret + "\nreceipt:r\n\n\x00", // receipt
+		"CONNECT\naccept-version:1.2\nhost:/\npasscode:" + secret + "\nbroken " + secret + "\n\n\x00",  // malformed
+		"CONNECT\naccept-version:1.2\nhost:/\npasscode:" + secret + "\n\nbody " + secret + "\x00",      // body
+		"CONNECT\naccept-version:1.2\nhost:/\nlogin:app\npasscode:" + secret + "\n\n\x00CONNECT\npasscode:" + secret + "\n\n\x00",
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			var logs strings.Builder
+			var mu sync.Mutex
+			h := slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				return logs.Write(p)
+			}), &slog.HandlerOptions{Level: slog.LevelDebug})
+			users := map[string]string{"app": "other"}
+			if strings.Count(connect, "CONNECT") == 2 {
+				users["app"] = secret
+			}
+			b := newBroker(t, broker.WithUsers(users), broker.WithLogger(slog.New(h)))
+			c := b.Pipe()
+			go io.WriteString(c, connect)
+			out, _ := io.ReadAll(c)
+			synctest.Wait()
+			b.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			if !strings.Contains(string(out), "ERROR") {
+				t.Fatalf("no ERROR: %q", out)
+			}
+			if strings.Contains(string(out), secret) || strings.Contains(logs.String(), secret) {
+				t.Fatalf("passcode leaked:\nframes %q\nlogs %s", out, logs.String())
+			}
+		})
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
