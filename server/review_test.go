@@ -306,3 +306,44 @@ func TestShutdownWhileConnecting(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// A receipt the session's version cannot echo (a value ending in a
+// carriage return, before 1.2) is refused at once, rather than leaving
+// the client waiting for a RECEIPT that can never be written.
+func TestUnencodableReceipt(t *testing.T) {
+	for _, v := range []string{"1.0", "1.1"} {
+		for _, cmd := range []string{"SEND\ndestination:/q", "DISCONNECT", "BEGIN\ntransaction:t"} {
+			t.Run(v+" "+cmd, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					c := dial(t, testServer(&recorder{}))
+					c.connect(v, "s1")
+					c.send(cmd + "\nreceipt:x\r\r\n\n\x00")
+					c.expect(errorFrame("", "invalid receipt header", "the receipt cannot be echoed in a receipt-id header"))
+					c.expectClosed()
+					c.close()
+				})
+			})
+		}
+	}
+	synctest.Test(t, func(t *testing.T) {
+		// In 1.2 it is escaped.
+		c := dial(t, testServer(&recorder{}))
+		c.connect("1.2", "s1")
+		c.send("SEND\ndestination:/q\nreceipt:x\\r\n\n\x00")
+		c.expect("RECEIPT\nreceipt-id:x\\r\n\n\x00")
+		c.close()
+	})
+}
+
+// An ERROR message with a line break (the handler's choice) is still
+// written, in 1.0 and before CONNECTED too.
+func TestErrorMessageWithLineBreak(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{connectErr: &ApplicationError{Message: "no\nway\r", Body: "line\nbreaks"}}
+		c := dial(t, testServer(rec))
+		c.send("CONNECT\n\n\x00")
+		c.expect(errorFrame("", "no way ", "line\nbreaks"))
+		c.expectClosed()
+		c.close()
+	})
+}

@@ -297,8 +297,17 @@ func (s *Session) errorFrame(err error, receipt string) *frame.Frame {
 		msg = strings.ReplaceAll(msg, p, "****")
 		body = strings.ReplaceAll(body, p, "****")
 	}
+	// The message is the handler's to choose; a line break in it would
+	// make the ERROR frame unencodable (in 1.0), and it would never be
+	// written.
+	msg = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, msg)
 	f := &frame.Frame{Command: frame.CmdError}
-	if receipt != "" {
+	if receipt != "" && encodable(s.wireVersion(), frame.HdrReceiptID, receipt) {
 		f.Header.Add(frame.HdrReceiptID, receipt)
 	}
 	f.Header.Add(frame.HdrMessage, msg)
@@ -307,6 +316,15 @@ func (s *Session) errorFrame(err error, receipt string) *frame.Frame {
 		f.Body = []byte(body)
 	}
 	return f
+}
+
+// wireVersion returns the version frames are written in: the negotiated
+// one, or 1.0 (no escaping) before CONNECTED. Reader goroutine only.
+func (s *Session) wireVersion() frame.Version {
+	if s.version == "" {
+		return frame.V10
+	}
+	return s.version
 }
 
 // closeTransport closes the transport once, gracefully (a WebSocket

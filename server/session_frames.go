@@ -33,6 +33,12 @@ func (s *Session) handle(f *frame.Frame) (err error) {
 	// A panicking Handler ends this session (ERROR "internal error"), not
 	// the process.
 	defer s.recovered(f.Command, &err)
+	// A receipt that cannot be echoed in the session's version (a value
+	// ending in a carriage return, before 1.2) would leave the client
+	// waiting for a RECEIPT that is never written.
+	if r, ok := f.Header.Lookup(frame.HdrReceipt); ok && !encodable(s.wireVersion(), frame.HdrReceiptID, r) {
+		return violation(f.Command, "invalid receipt header", "the receipt cannot be echoed in a receipt-id header")
+	}
 	if !s.connected.Load() {
 		if f.Command == frame.CmdConnect || f.Command == frame.CmdStomp {
 			return s.onConnect(f)
