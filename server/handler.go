@@ -101,7 +101,8 @@ type ConnectRequest struct {
 	HeartBeat heartbeat.Settings // the client's cx,cy (zero in 1.0)
 	Header    frame.Header       // every header of the frame, passcode included
 	// SessionID is the session header of the CONNECTED frame. The handler
-	// may set it; if it leaves it empty the engine makes a unique one.
+	// may set it; if it leaves it empty (or sets one with a line break,
+	// which CONNECTED cannot carry) the engine makes a unique one.
 	SessionID string
 }
 

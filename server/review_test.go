@@ -347,3 +347,27 @@ func TestErrorMessageWithLineBreak(t *testing.T) {
 		c.close()
 	})
 }
+
+type idHandler struct {
+	NopHandler
+	id string
+}
+
+func (h idHandler) Connect(ctx context.Context, s *Session, req *ConnectRequest) error {
+	req.SessionID = h.id
+	return nil
+}
+
+// A session id CONNECTED cannot carry is replaced, not left to make the
+// CONNECTED frame unwritable.
+func TestUnwritableSessionID(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := dial(t, testServer(idHandler{id: "a\nb"}))
+		c.send("CONNECT\naccept-version:1.2\nhost:/\n\n\x00")
+		got := c.expectPrefix("CONNECTED\nversion:1.2\nheart-beat:0,0\nsession:")
+		if strings.Contains(got, "a\nb") {
+			t.Fatalf("got %q", got)
+		}
+		c.close()
+	})
+}

@@ -145,6 +145,12 @@ func (s *Session) onConnect(f *frame.Frame) error {
 		return err
 	}
 	s.id = req.SessionID
+	if s.id != "" && !encodable(frame.V10, frame.HdrSession, s.id) {
+		// CONNECTED is never escaped: such an id would make it
+		// unwritable, and the client would wait for it in vain.
+		s.srv.cfg.logger.Warn("stomp session id from handler cannot be written; using another", "id", s.id)
+		s.id = ""
+	}
 	if s.id == "" {
 		s.id = s.srv.newSessionID()
 	}
