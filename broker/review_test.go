@@ -135,13 +135,13 @@ func TestUnwrittenAutoMessagesKeepTheirOrder(t *testing.T) {
 func TestPasscodeNeverLogged(t *testing.T) {
 	const secret = "hunter2-s3cr3t"
 	for _, connect := range []string{
-		"CONNECT\naccept-version:1.2\nhost:/\nlogin:app\npasscode:" + secret + "\n\n\x00",              // refused
-		"CONNECT\naccept-version:9.9\nhost:/\nlogin:app\npasscode:" + secret + "\n\n\x00",              // bad version
-		"CONNECT\naccept-version:1.2\nlogin:app\npasscode:" + secret + "\n\n\x00",                      // no host
-		"CONNECT\naccept-version:1.2\nhost:/\nheart-beat:x\npasscode:" + secret + "\n\n\x00",           // bad heart-beat
-		"CONNECT\naccept-version:1.2\nhost:/\npasscode:" + secret + "\nreceipt:r\n\n\x00", // receipt
-		"CONNECT\naccept-version:1.2\nhost:/\npasscode:" + secret + "\nbroken " + secret + "\n\n\x00",  // malformed
-		"CONNECT\naccept-version:1.2\nhost:/\npasscode:" + secret + "\n\nbody " + secret + "\x00",      // body
+		"CONNECT\naccept-version:1.2\nhost:/\nlogin:app\npasscode:" + secret + "\n\n\x00",             // refused
+		"CONNECT\naccept-version:9.9\nhost:/\nlogin:app\npasscode:" + secret + "\n\n\x00",             // bad version
+		"CONNECT\naccept-version:1.2\nlogin:app\npasscode:" + secret + "\n\n\x00",                     // no host
+		"CONNECT\naccept-version:1.2\nhost:/\nheart-beat:x\npasscode:" + secret + "\n\n\x00",          // bad heart-beat
+		"CONNECT\naccept-version:1.2\nhost:/\npasscode:" + secret + "\nreceipt:r\n\n\x00",             // receipt
+		"CONNECT\naccept-version:1.2\nhost:/\npasscode:" + secret + "\nbroken " + secret + "\n\n\x00", // malformed
+		"CONNECT\naccept-version:1.2\nhost:/\npasscode:" + secret + "\n\nbody " + secret + "\x00",     // body
 		"CONNECT\naccept-version:1.2\nhost:/\nlogin:app\npasscode:" + secret + "\n\n\x00CONNECT\npasscode:" + secret + "\n\n\x00",
 	} {
 		synctest.Test(t, func(t *testing.T) {
