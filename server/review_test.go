@@ -371,3 +371,46 @@ func TestUnwritableSessionID(t *testing.T) {
 		c.close()
 	})
 }
+
+// A COMMIT whose ACK no longer resolves (the message was acknowledged
+// outside the transaction since) fails before applying anything; the
+// same message twice in one transaction is refused at once.
+func TestCommitAppliesAllOrNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		deliverOnSubscribe(rec, 2)
+		c := dial(t, testServer(rec))
+		c.connect("1.2", "s1")
+		c.send("SUBSCRIBE\nid:0\ndestination:/q\nack:client-individual\n\n\x00")
+		c.expectPrefix("MESSAGE\n")
+		c.expectPrefix("MESSAGE\n")
+		c.send("BEGIN\ntransaction:t\n\n\x00SEND\ndestination:/q\ntransaction:t\n\nin-tx\x00ACK\nid:1\ntransaction:t\n\n\x00ACK\nid:1\n\n\x00COMMIT\ntransaction:t\nreceipt:c\n\n\x00")
+		c.expect(errorFrame("c", "unknown ack id", "no unacknowledged message 1"))
+		c.expectClosed()
+		c.close()
+		for _, e := range rec.Events() {
+			if strings.Contains(e, "in-tx") || strings.Contains(e, "tx=t") {
+				t.Fatalf("part of the failed COMMIT applied: %q", rec.Events())
+			}
+		}
+	})
+	for _, v := range versions {
+		t.Run(v, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := &recorder{}
+				deliverOnSubscribe(rec, 2)
+				c := dial(t, testServer(rec))
+				c.connect(v, "s1")
+				c.send("SUBSCRIBE\nid:0\ndestination:/q\nack:client\n\n\x00")
+				c.expectPrefix("MESSAGE\n")
+				c.expectPrefix("MESSAGE\n")
+				ack := map[string]string{"1.0": "message-id:m1", "1.1": "subscription:0\nmessage-id:m1", "1.2": "id:1"}[v]
+				w := c.sendAsync("BEGIN\ntransaction:t\n\n\x00ACK\n" + ack + "\ntransaction:t\n\n\x00ACK\n" + ack + "\ntransaction:t\nreceipt:a\n\n\x00")
+				c.expectPrefix("ERROR\nreceipt-id:a\nmessage:already acknowledged in transaction\n")
+				c.expectClosed()
+				c.close()
+				<-w
+			})
+		})
+	}
+}

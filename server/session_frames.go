@@ -327,6 +327,20 @@ func (s *Session) onAck(f *frame.Frame) error {
 		if _, err := s.resolve(f, false); err != nil {
 			return err
 		}
+		// Twice the same message in one transaction would fail at COMMIT,
+		// half-way through: refuse it now.
+		id, subID, _ := s.ackKey(f)
+		if t := s.txs[tx]; t != nil {
+			for _, op := range t.ops {
+				if op.cmd == "" {
+					continue
+				}
+				oid, osub, _ := s.ackKey(&frame.Frame{Command: op.cmd, Header: op.header})
+				if oid == id && osub == subID {
+					return violation(f.Command, "already acknowledged in transaction", "message "+id+" is already acknowledged or nacked in transaction "+tx)
+				}
+			}
+		}
 		return s.txAdd(f.Command, tx, txOp{cmd: f.Command, header: f.Header.Clone()})
 	}
 	a, err := s.resolve(f, true)
@@ -402,6 +416,16 @@ func (s *Session) onCommit(f *frame.Frame) error {
 	t, err := s.endTx(f)
 	if err != nil {
 		return err
+	}
+	// Every ACK and NACK must still resolve (the client may have acked
+	// the message outside the transaction since) before anything is
+	// applied: a COMMIT that fails applies nothing of the transaction.
+	for _, op := range t.ops {
+		if op.msg == nil {
+			if _, err := s.resolve(&frame.Frame{Command: op.cmd, Header: op.header}, false); err != nil {
+				return err
+			}
+		}
 	}
 	for _, op := range t.ops {
 		if op.msg != nil {
