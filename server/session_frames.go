@@ -17,7 +17,8 @@ const supportedHeader = "1.0,1.1,1.2"
 // transaction is an open transaction: the frames to process at COMMIT.
 // Reader goroutine only.
 type transaction struct {
-	ops []txOp
+	ops  []txOp
+	acks map[string]struct{} // the keys of its ACK and NACK ops
 }
 
 // txOp is a buffered SEND (msg set) or ACK/NACK (cmd set).
@@ -25,6 +26,7 @@ type txOp struct {
 	msg    *Message
 	cmd    string
 	header frame.Header // the ACK/NACK frame's headers
+	key    string       // the ACK/NACK's id and subscription (ackKey), to find duplicates
 }
 
 // handle processes one frame on the reader goroutine. A non-nil error ends
@@ -330,18 +332,13 @@ func (s *Session) onAck(f *frame.Frame) error {
 		// Twice the same message in one transaction would fail at COMMIT,
 		// half-way through: refuse it now.
 		id, subID, _ := s.ackKey(f)
+		key := id + "\x00" + subID
 		if t := s.txs[tx]; t != nil {
-			for _, op := range t.ops {
-				if op.cmd == "" {
-					continue
-				}
-				oid, osub, _ := s.ackKey(&frame.Frame{Command: op.cmd, Header: op.header})
-				if oid == id && osub == subID {
-					return violation(f.Command, "already acknowledged in transaction", "message "+id+" is already acknowledged or nacked in transaction "+tx)
-				}
+			if _, dup := t.acks[key]; dup {
+				return violation(f.Command, "already acknowledged in transaction", "message "+id+" is already acknowledged or nacked in transaction "+tx)
 			}
 		}
-		return s.txAdd(f.Command, tx, txOp{cmd: f.Command, header: f.Header.Clone()})
+		return s.txAdd(f.Command, tx, txOp{cmd: f.Command, header: f.Header.Clone(), key: key})
 	}
 	a, err := s.resolve(f, true)
 	if err != nil {
@@ -377,6 +374,12 @@ func (s *Session) txAdd(cmd, tx string, op txOp) error {
 	}
 	s.txFrames++
 	t.ops = append(t.ops, op)
+	if op.key != "" {
+		if t.acks == nil {
+			t.acks = make(map[string]struct{})
+		}
+		t.acks[op.key] = struct{}{}
+	}
 	return nil
 }
 
