@@ -152,8 +152,9 @@ func (b *Broker) Ack(ctx context.Context, s *server.Session, a *server.Ack) erro
 	return nil
 }
 
-// Nack returns the messages a.MessageIDs lists to their queue (ahead of
-// newer messages) for redelivery (topic messages are dropped: topics do not keep messages).
+// Nack returns the messages a.MessageIDs lists to their queue, ahead of
+// newer messages, for redelivery (topic messages are dropped: topics do
+// not keep messages).
 func (b *Broker) Nack(ctx context.Context, s *server.Session, a *server.Ack) error {
 	b.settle(s, a, true)
 	return nil

@@ -254,8 +254,9 @@ func (b *Broker) written(cl *client, c *consumer, qm *qmsg, auto bool, err error
 	}
 }
 
-// unstall retries the queues of cl's consumers, but except, if cl found
-// its outbound queue full. b.mu must be held.
+// unstall retries the queues of cl's consumers (other than except) if a
+// delivery found cl's outbound queue full since the last retry. b.mu must
+// be held.
 func (b *Broker) unstall(cl *client, except *queue) {
 	if !cl.stalled.Swap(false) {
 		return
