@@ -414,3 +414,35 @@ func TestCommitAppliesAllOrNothing(t *testing.T) {
 		})
 	}
 }
+
+// Shutdown and Close may be called in any order, any number of times,
+// concurrently.
+func TestShutdownAndCloseIdempotent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := testServer(&recorder{})
+		c := dial(t, srv)
+		c.connect("1.2", "s1")
+		go io.Copy(io.Discard, c.c)
+		var wg sync.WaitGroup
+		for i := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if i%2 == 0 {
+					srv.Close()
+					return
+				}
+				if err := srv.Shutdown(context.Background()); err != nil {
+					t.Errorf("Shutdown = %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		srv.Close()
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown = %v", err)
+		}
+		<-c.done
+		c.c.Close()
+	})
+}
