@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -372,4 +373,47 @@ func TestUnsubscribeConcurrentAndCancelled(t *testing.T) {
 		p.ExpectBytes(sendBlock)
 		p.ExpectBytes(w("UNSUBSCRIBE", "", "id", sub.ID()))
 	})
+}
+
+// slowHandler is a slog handler that takes its time over every record.
+type slowHandler struct{ slog.Handler }
+
+func (h slowHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h slowHandler) Handle(ctx context.Context, r slog.Record) error {
+	time.Sleep(50 * time.Millisecond)
+	return nil
+}
+
+// TestResubscribeAfterOverflow: once a subscription's channel is closed
+// by an overflow, its id is free and the UNSUBSCRIBE is queued, so a new
+// SUBSCRIBE with the same id goes out after it. The channel used to be
+// closed first, then the warning logged, the id freed and the UNSUBSCRIBE
+// queued: a quick resubscriber found the id in use, or its SUBSCRIBE went
+// out before the UNSUBSCRIBE that then cancelled it.
+func TestResubscribeAfterOverflow(t *testing.T) {
+	noLeaks(t)
+	logger := slog.New(slowHandler{slog.DiscardHandler})
+	c, p := connectPeer(t, V12, []Option{WithLogger(logger)})
+	ctx := ctxT(t)
+	sub, err := c.Subscribe(ctx, "/q", WithID("x"), WithBuffer(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Expect("SUBSCRIBE")
+	for i := range 2 {
+		p.Send("MESSAGE", "m", "subscription", "x", "destination", "/q", "message-id", fmt.Sprint(i))
+	}
+	for sub.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	for range sub.C() {
+	}
+	if _, err := c.Subscribe(ctx, "/q", WithID("x")); err != nil {
+		t.Fatalf("Subscribe with the id of the overflowed one: %v", err)
+	}
+	if f := p.ReadFrame(); f.Command != "UNSUBSCRIBE" {
+		t.Fatalf("got %v, want the UNSUBSCRIBE first", f)
+	}
+	p.Expect("SUBSCRIBE")
 }

@@ -44,7 +44,7 @@ type Subscription struct {
 	header frame.Header // the SUBSCRIBE headers as sent, receipt excluded; read-only
 	seq    uint64
 
-	ch            chan Message  // sent to by the reader goroutine under mu; closed under mu
+	ch            chan Message  // sent to by the reader goroutine under mu; closed by end under mu, or by deliver
 	unsubscribing atomic.Bool   // an UNSUBSCRIBE is queued or sent
 	unsubMu       chan struct{} // capacity 1: held by the Unsubscribe in progress
 
@@ -245,16 +245,18 @@ func (s *Subscription) deliver(m Message) bool {
 		return true
 	default:
 	}
-	s.ended, s.err = true, ErrSlowConsumer
-	close(s.ch)
+	s.ended, s.err = true, ErrSlowConsumer // end is a no-op from here: the close is ours
 	s.mu.Unlock()
 
+	// Queue the UNSUBSCRIBE and free the id before the close tells the
+	// user: a new SUBSCRIBE with the same id then follows the UNSUBSCRIBE.
 	c := s.conn
-	c.log.Warn("stomp: slow consumer: subscription buffer full, unsubscribing",
-		"subscription", s.id, "destination", s.dest, "buffer", cap(s.ch))
-	c.removeSub(s)
 	if s.unsubscribing.CompareAndSwap(false, true) { // else Unsubscribe is sending one
 		c.queueCtrl(frame.New(frame.CmdUnsubscribe, frame.HdrID, s.id))
 	}
+	c.removeSub(s)
+	close(s.ch) // the reader is the only sender, and ended keeps it away
+	c.log.Warn("stomp: slow consumer: subscription buffer full, unsubscribing",
+		"subscription", s.id, "destination", s.dest, "buffer", cap(s.ch))
 	return false
 }
