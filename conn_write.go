@@ -372,23 +372,43 @@ func isEncodeError(err error) bool {
 // batches.
 type transportWriter struct{ c *Conn }
 
-// Write writes p to the transport under the write deadline.
+// Write writes p to the transport under the write deadline. A large body
+// reaches it in one piece (the frame.Writer writes it straight through),
+// so p is written in pieces of writeChunk, each with its own deadline;
+// except over a WebSocket, where each Write is one message.
 func (w transportWriter) Write(p []byte) (int, error) {
 	c := w.c
+	d := time.Duration(0)
 	if c.dl != nil {
-		d := c.cfg.writeTimeout
+		d = c.cfg.writeTimeout
 		if d == 0 && c.mon != nil {
 			// A server that takes nothing for as long as a silent one
 			// would be declared dead is dead: without this the writer
-			// could block forever and nobody would watch the heart-beats.
+			// could block forever.
 			d = c.mon.Timeout()
 		}
-		if d > 0 {
-			c.dl.SetWriteDeadline(time.Now().Add(d))
+	}
+	if d == 0 {
+		return c.rw.Write(p)
+	}
+	if _, ws := c.rw.(*wsConn); ws {
+		c.dl.SetWriteDeadline(time.Now().Add(d))
+		return c.rw.Write(p)
+	}
+	n := 0
+	for n < len(p) {
+		c.dl.SetWriteDeadline(time.Now().Add(d))
+		m, err := c.rw.Write(p[n:min(len(p), n+writeChunk)])
+		n += m
+		if err != nil {
+			return n, err
 		}
 	}
-	return c.rw.Write(p)
+	return n, nil
 }
+
+// writeChunk is the most transportWriter writes under one deadline.
+const writeChunk = frame.DefaultBufferSize
 
 func (c *Conn) writeError(err error) error {
 	select {

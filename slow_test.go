@@ -417,3 +417,39 @@ func TestResubscribeAfterOverflow(t *testing.T) {
 	}
 	p.Expect("SUBSCRIBE")
 }
+
+// TestWriteTimeoutBoundsProgress: WithWriteTimeout bounds each piece of a
+// write, not a whole large body: a server that reads slowly but steadily
+// gets a body that takes many times the timeout to write. The body went
+// to the transport in one write under one deadline, and failed.
+func TestWriteTimeoutBoundsProgress(t *testing.T) {
+	noLeaks(t)
+	client, server := net.Pipe()
+	t.Cleanup(func() { server.Close() })
+	c := rawConnect(t, client, server, WithWriteTimeout(50*time.Millisecond))
+	const size = 256 << 10
+	var total atomic.Int64
+	go func() { // 16 KiB every 10 ms: 160 ms for the body
+		buf := make([]byte, 16<<10)
+		for {
+			n, err := server.Read(buf)
+			total.Add(int64(n))
+			if err != nil {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	if err := c.Send(ctxT(t), "/q", make([]byte, size)); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	for deadline := time.Now().Add(time.Second); total.Load() < size && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if n := total.Load(); n < size {
+		t.Fatalf("server read %d bytes", n)
+	}
+	if c.Err() != nil {
+		t.Fatal(c.Err())
+	}
+}
