@@ -161,7 +161,8 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // most 32 KiB, so the bound is on progress, not on a whole large frame):
 // when the transport has write deadlines (a net.Conn, and the WebSocket
 // transports of Dial), a write that takes longer fails and ends the
-// connection. 0, the default, means no bound, except that when the server
+// connection. Over a WebSocket a body of 32 KiB or more goes in one
+// message, under one deadline. 0, the default, means no bound, except that when the server
 // sends heart-beats the heart-beat timeout (interval times tolerance)
 // bounds each write: a server that reads nothing for that long is taken
 // for dead.
