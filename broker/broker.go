@@ -23,10 +23,11 @@
 // Overflow policy, never a silent drop: a SEND to a queue that already
 // holds WithQueueLimit messages (ready and unacknowledged) is refused with an
 // ERROR "queue full" (carrying the SEND's receipt-id). A topic subscriber
-// that cannot take a message (its session's outbound queue is full, or, in
-// a client ack mode, it has prefetch-count messages unacknowledged) is
-// disconnected with an ERROR "slow consumer"; other subscribers and
-// sessions are not held up. Queue consumers are never disconnected for
+// in a client ack mode with prefetch-count messages unacknowledged gets
+// further messages as its acks make room, in order; one that cannot take
+// a message (its session's outbound queue is full, or WithQueueLimit
+// messages wait for its acks) is disconnected with an ERROR "slow
+// consumer"; other subscribers and sessions are not held up. Queue consumers are never disconnected for
 // being slow: their messages wait in the queue.
 //
 // Locking: one mutex guards all broker state. It is held while calling
@@ -75,7 +76,10 @@ func WithUsers(users map[string]string) Option {
 
 // WithQueueLimit bounds the messages one queue holds (ready plus delivered
 // but unacknowledged). A SEND beyond it fails with an ERROR "queue full".
-// Default 100000; n <= 0 keeps the default.
+// It also bounds the topic messages a subscriber in a client ack mode may
+// have waiting for room in its prefetch; beyond it the subscriber is
+// disconnected as a slow consumer. Default 100000; n <= 0 keeps the
+// default.
 func WithQueueLimit(n int) Option {
 	return func(c *config) {
 		if n > 0 {

@@ -358,3 +358,85 @@ func TestChaosQueueExactlyOnce(t *testing.T) {
 	}
 	t.Logf("expected %d, stats %+v", expected.Load(), st)
 }
+
+// Concurrent producers on a topic, subscribers in every version and ack
+// mode (acking as they go): each subscriber receives every message exactly
+// once, each producer's messages in the order they were sent.
+func TestTopicConcurrentFanOut(t *testing.T) {
+	b := broker.New(broker.WithServerOptions(server.WithHeartBeat(0, 0)))
+	defer b.Close()
+	const dest = "/topic/fan"
+	const producers, each = 4, 200
+	type sub struct {
+		cc   *chaosConn
+		v    string
+		mode string
+	}
+	var subs []sub
+	for i, v := range []string{"1.0", "1.1", "1.2", "1.2"} {
+		mode := []string{"auto", "client", "client-individual", "auto"}[i]
+		cc := dialChaos(t, b, v)
+		cc.do("SUBSCRIBE", "id", "s", "destination", dest, "ack", mode, "receipt", "sub")
+		cc.until(frame.CmdReceipt, "sub", nil)
+		subs = append(subs, sub{cc, v, mode})
+	}
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := make([]int, producers)
+			for n := 0; n < producers*each; n++ {
+				var f *frame.Frame
+				select {
+				case f = <-s.cc.in:
+				case <-time.After(10 * time.Second):
+					t.Errorf("%s %s: %d messages", s.v, s.mode, n)
+					return
+				}
+				if f == nil || f.Command != frame.CmdMessage {
+					t.Errorf("%s %s: got %v", s.v, s.mode, f)
+					return
+				}
+				var p, i int
+				fmt.Sscanf(string(f.Body), "p%d-%d", &p, &i)
+				if i != next[p] {
+					t.Errorf("%s %s: got %s, want p%d-%d", s.v, s.mode, f.Body, p, next[p])
+					return
+				}
+				next[p]++
+				switch {
+				case s.mode == "auto":
+				case s.v == "1.2":
+					s.cc.do("ACK", "id", f.Header.Get("ack"))
+				default:
+					s.cc.do("ACK", "subscription", "s", "message-id", f.Header.Get("message-id"))
+				}
+			}
+		}()
+	}
+	var pwg sync.WaitGroup
+	for p := range producers {
+		pwg.Add(1)
+		go func() {
+			defer pwg.Done()
+			cc := dialChaos(t, b, "1.2")
+			defer cc.close()
+			for i := range each {
+				f := frame.New(frame.CmdSend, "destination", dest)
+				f.Body = []byte(fmt.Sprintf("p%d-%d", p, i))
+				cc.send(f)
+			}
+			cc.do("DISCONNECT", "receipt", "bye")
+			cc.until(frame.CmdReceipt, "bye", nil)
+		}()
+	}
+	pwg.Wait()
+	wg.Wait()
+	for _, s := range subs {
+		s.cc.close()
+	}
+	if st := b.Stats(); st.SlowConsumers != 0 || st.MessagesIn != producers*each {
+		t.Fatalf("stats %+v", st)
+	}
+}

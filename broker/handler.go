@@ -35,6 +35,10 @@ type consumer struct {
 	unacked  []*qmsg // client ack modes: delivered, not acknowledged, oldest first
 	inflight int     // auto mode: handed to the session, not yet written
 	pending  int     // topic, client ack modes: delivered, not acknowledged
+	// backlog holds, in a client ack mode, the topic messages published
+	// while pending was at prefetch, oldest first; bounded by
+	// WithQueueLimit.
+	backlog []*server.Message
 	skip     bool    // within one dispatch pass: the session refused a delivery
 }
 
@@ -178,6 +182,7 @@ func (b *Broker) settle(s *server.Session, a *server.Ack, nack bool) {
 	}
 	if c.t != nil {
 		c.pending = max(0, c.pending-len(a.MessageIDs))
+		b.drain(c)
 		return
 	}
 	var back []*qmsg

@@ -305,25 +305,27 @@ func TestQueueResumesAfterFullOutbound(t *testing.T) {
 	}
 }
 
-// A topic subscriber in a client ack mode that does not acknowledge is a
-// slow consumer past its prefetch: it gets an ERROR, others go on.
+// A topic subscriber in a client ack mode that does not acknowledge gets
+// no more than its prefetch; further messages wait for its acks, and past
+// WithQueueLimit of them it is a slow consumer: it gets an ERROR, others
+// go on.
 func TestTopicUnackedSlowConsumer(t *testing.T) {
-	b := newBroker(t)
+	b := newBroker(t, broker.WithQueueLimit(1))
 	lazy := open(t, b.Pipe(), "1.2")
 	lazy.receipt("SUBSCRIBE", "id", "0", "destination", "/topic/t", "ack", "client", "prefetch-count", "2")
 	ok := open(t, b.Pipe(), "1.1")
 	ok.receipt("SUBSCRIBE", "id", "0", "destination", "/topic/t")
 	p := open(t, b.Pipe(), "1.2")
-	for i := range 3 {
+	for i := range 4 {
 		p.sendMsg("/topic/t", fmt.Sprint(i))
 	}
 	lazy.recvCmd("MESSAGE")
 	lazy.recvCmd("MESSAGE")
 	f := lazy.recvCmd("ERROR")
-	if f.Header.Get("message") != "slow consumer" || !strings.Contains(string(f.Body), "2 messages unacknowledged") {
+	if f.Header.Get("message") != "slow consumer" || !strings.Contains(string(f.Body), "2 messages unacknowledged and 1 waiting") {
 		t.Fatalf("got %v %q", f, f.Body)
 	}
-	for i := range 3 {
+	for i := range 4 {
 		if f := ok.recvCmd("MESSAGE"); string(f.Body) != fmt.Sprint(i) {
 			t.Fatalf("got %v", f)
 		}

@@ -46,12 +46,13 @@ func TestUnencodableQueueMessageDoesNotBlockQueue(t *testing.T) {
 // forgotten like one whose subscribers left.
 func TestTopicForgottenAfterSlowConsumer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBroker(t)
+		b := newBroker(t, broker.WithQueueLimit(1))
 		lazy := open(t, b.Pipe(), "1.2")
 		lazy.receipt("SUBSCRIBE", "id", "0", "destination", "/topic/gone", "ack", "client", "prefetch-count", "1")
 		p := open(t, b.Pipe(), "1.2")
 		p.sendMsg("/topic/gone", "1")
 		p.sendMsg("/topic/gone", "2")
+		p.sendMsg("/topic/gone", "3")
 		p.receipt("SEND", "destination", "/queue/x")
 		lazy.recvCmd("MESSAGE")
 		lazy.recvCmd("ERROR")
@@ -177,3 +178,31 @@ func TestPasscodeNeverLogged(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A topic subscriber in a client ack mode that acks as it goes is not a
+// slow consumer because a burst outran its acks: the messages past its
+// prefetch wait for room, and arrive in order.
+func TestTopicClientAckBurst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t)
+		c := open(t, b.Pipe(), "1.2")
+		c.receipt("SUBSCRIBE", "id", "0", "destination", "/topic/burst", "ack", "client-individual", "prefetch-count", "3")
+		p := open(t, b.Pipe(), "1.2")
+		for i := range 10 {
+			p.sendMsg("/topic/burst", fmt.Sprint(i))
+		}
+		p.receipt("SEND", "destination", "/queue/sync")
+		for i := range 10 {
+			f := c.recvCmd("MESSAGE")
+			if string(f.Body) != fmt.Sprint(i) {
+				t.Fatalf("message %d: %v %q", i, f, f.Body)
+			}
+			c.do("ACK", "id", f.Header.Get("ack"))
+		}
+		c.close()
+		p.close()
+		if st := b.Stats(); st.SlowConsumers != 0 || st.Acked != 10 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+}

@@ -34,32 +34,68 @@ func (b *Broker) publish(m *server.Message) {
 		return
 	}
 	for c := range t.subs {
-		if !c.auto() && c.pending >= c.prefetch {
-			b.slow(c, strconv.Itoa(c.pending)+" messages unacknowledged on subscription "+c.sub.ID)
+		if !c.auto() && (c.pending >= c.prefetch || len(c.backlog) > 0) {
+			// It has prefetch-count messages unacknowledged: the message
+			// waits for its acks, behind those already waiting.
+			if len(c.backlog) >= b.cfg.queueLimit {
+				b.slow(c, strconv.Itoa(c.pending)+" messages unacknowledged and "+strconv.Itoa(len(c.backlog))+" waiting on subscription "+c.sub.ID)
+				continue
+			}
+			c.backlog = append(c.backlog, m)
 			continue
 		}
-		err := c.cl.sess.Deliver(server.Delivery{Subscription: c.sub.ID, Message: m, Written: c.cl.resume})
-		switch {
-		case err == nil:
-			b.st.out++
-			if !c.auto() {
-				c.pending++
-			}
-		case errors.Is(err, server.ErrSlowConsumer):
-			b.slow(c, "outbound queue full on subscription "+c.sub.ID)
-		case errors.Is(err, frame.ErrUnencodable):
-			b.st.undeliverable++
-			b.cfg.logger.Warn("stomp message not encodable for subscriber; skipped", "topic", t.name, "id", m.ID, "err", err)
-		}
-		// ErrSessionClosed, ErrUnknownSubscription: it is leaving; its
-		// Unsubscribe or Disconnect is on the way.
+		b.offer(c, m)
 	}
+}
+
+// offer delivers m to the topic subscriber c, and reports whether c can
+// take more now. A subscriber whose outbound queue is full is disconnected
+// as a slow consumer. b.mu must be held.
+func (b *Broker) offer(c *consumer, m *server.Message) bool {
+	err := c.cl.sess.Deliver(server.Delivery{Subscription: c.sub.ID, Message: m, Written: c.cl.resume})
+	switch {
+	case err == nil:
+		b.st.out++
+		if !c.auto() {
+			c.pending++
+		}
+		return true
+	case errors.Is(err, server.ErrSlowConsumer):
+		b.slow(c, "outbound queue full on subscription "+c.sub.ID)
+	case errors.Is(err, frame.ErrUnencodable):
+		b.st.undeliverable++
+		b.cfg.logger.Warn("stomp message not encodable for subscriber; skipped", "topic", c.t.name, "id", m.ID, "err", err)
+		return true
+	}
+	// ErrSessionClosed, ErrUnknownSubscription: it is leaving; its
+	// Unsubscribe or Disconnect is on the way.
+	return false
+}
+
+// drain delivers c's backlog of topic messages as far as its prefetch
+// allows, once acks have made room. b.mu must be held.
+func (b *Broker) drain(c *consumer) {
+	n := 0
+	for n < len(c.backlog) && c.pending < c.prefetch {
+		ok := b.offer(c, c.backlog[n])
+		n++
+		if !ok {
+			break
+		}
+	}
+	if n == len(c.backlog) {
+		c.backlog = nil
+		return
+	}
+	clear(c.backlog[:n])
+	c.backlog = c.backlog[n:]
 }
 
 // slow ends c's session with an ERROR "slow consumer" and detaches c at
 // once, so that no more messages are offered to it. b.mu must be held.
 func (b *Broker) slow(c *consumer, why string) {
 	b.st.slow++
+	c.backlog = nil
 	delete(c.t.subs, c)
 	if len(c.t.subs) == 0 {
 		delete(b.topics, c.t.name)
