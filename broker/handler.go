@@ -39,7 +39,7 @@ type consumer struct {
 	// while pending was at prefetch, oldest first; bounded by
 	// WithQueueLimit.
 	backlog []*server.Message
-	skip     bool    // within one dispatch pass: the session refused a delivery
+	skip    bool // within one dispatch pass: the session refused a delivery
 }
 
 func (c *consumer) auto() bool { return c.sub.Ack == server.AckAuto }
