@@ -206,3 +206,40 @@ func TestTopicClientAckBurst(t *testing.T) {
 		}
 	})
 }
+
+// A client-ack topic subscriber whose acks make room while its outbound
+// queue is full is dropped as a slow consumer, cleanly.
+func TestTopicBacklogIntoFullOutbound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs strings.Builder // the engine recovers a panicking handler and logs it
+		b := newBroker(t, broker.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelError}))),
+			broker.WithServerOptions(server.WithOutboundQueue(1)))
+		c := open(t, b.Pipe(), "1.2")
+		c.receipt("SUBSCRIBE", "id", "0", "destination", "/topic/c", "ack", "client-individual", "prefetch-count", "1")
+		c.receipt("SUBSCRIBE", "id", "1", "destination", "/topic/a")
+		p := open(t, b.Pipe(), "1.2")
+		// c stops reading: m0 blocks its writer, m1 and m2 wait for room
+		// in its prefetch, and a message on /topic/a fills its outbound
+		// queue.
+		p.receipt("SEND", "destination", "/topic/c")
+		synctest.Wait()
+		p.receipt("SEND", "destination", "/topic/c")
+		p.receipt("SEND", "destination", "/topic/c")
+		p.receipt("SEND", "destination", "/topic/a")
+		c.do("ACK", "id", "1") // room for m1, but no room to queue it
+		synctest.Wait()
+		c.recvCmd("MESSAGE")
+		c.recvCmd("MESSAGE")
+		if f := c.recvCmd("ERROR"); f.Header.Get("message") != "slow consumer" {
+			t.Fatalf("got %v", f)
+		}
+		p.close()
+		if st := b.Stats(); st.SlowConsumers != 1 {
+			t.Fatalf("stats %+v", st)
+		}
+		synctest.Wait()
+		if logs.Len() > 0 {
+			t.Fatalf("logged: %s", logs.String())
+		}
+	})
+}

@@ -75,20 +75,18 @@ func (b *Broker) offer(c *consumer, m *server.Message) bool {
 // drain delivers c's backlog of topic messages as far as its prefetch
 // allows, once acks have made room. b.mu must be held.
 func (b *Broker) drain(c *consumer) {
-	n := 0
-	for n < len(c.backlog) && c.pending < c.prefetch {
-		ok := b.offer(c, c.backlog[n])
-		n++
-		if !ok {
+	// offer may drop c as a slow consumer, which empties the backlog.
+	for len(c.backlog) > 0 && c.pending < c.prefetch {
+		m := c.backlog[0]
+		c.backlog[0] = nil
+		c.backlog = c.backlog[1:]
+		if !b.offer(c, m) {
 			break
 		}
 	}
-	if n == len(c.backlog) {
+	if len(c.backlog) == 0 {
 		c.backlog = nil
-		return
 	}
-	clear(c.backlog[:n])
-	c.backlog = c.backlog[n:]
 }
 
 // slow ends c's session with an ERROR "slow consumer" and detaches c at
