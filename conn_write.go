@@ -271,25 +271,30 @@ func (c *Conn) writeLoop() {
 		c.ctrl = c.ctrl[:0]
 		c.ctrlMu.Unlock()
 
-		if err := c.writeBatch(ctrl, batch); err != nil {
+		wrote, err := c.writeBatch(ctrl, batch)
+		if err != nil {
 			c.shutdown(c.writeError(err))
 			return
 		}
-		pace.Wrote()
+		if wrote { // a batch of requests all given up on writes nothing
+			pace.Wrote()
+		}
 	}
 }
 
 // writeBatch writes the frames and flushes once, then answers the callers.
 // A frame that cannot be encoded fails alone; a transport error is
-// returned, after every caller has been answered with it.
-func (c *Conn) writeBatch(ctrl []*frame.Frame, batch []*request) error {
-	var fatal error
+// returned, after every caller has been answered with it. wrote reports
+// whether any frame was written.
+func (c *Conn) writeBatch(ctrl []*frame.Frame, batch []*request) (wrote bool, fatal error) {
 	for _, f := range ctrl {
 		if c.wroteDisconnect {
 			break
 		}
 		c.w.SetContentLength(frame.ContentLengthAuto)
-		if err := c.w.WriteFrame(f); err != nil && !isEncodeError(err) {
+		if err := c.w.WriteFrame(f); err == nil {
+			wrote = true
+		} else if !isEncodeError(err) {
 			fatal = err
 			break
 		}
@@ -326,6 +331,7 @@ func (c *Conn) writeBatch(ctrl []*frame.Frame, batch []*request) error {
 			}
 			fatal = err
 		} else {
+			wrote = true
 			switch req.f.Command {
 			case frame.CmdDisconnect:
 				c.wroteDisconnect = true
@@ -356,7 +362,7 @@ func (c *Conn) writeBatch(ctrl []*frame.Frame, batch []*request) error {
 		}
 	}
 	clear(batch)
-	return fatal
+	return wrote, fatal
 }
 
 // isEncodeError tells a frame the Writer refused (nothing was buffered)

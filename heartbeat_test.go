@@ -180,3 +180,35 @@ func TestHeartBeatTimeoutWhileWriterStuck(t *testing.T) {
 		}
 	})
 }
+
+// TestHeartBeatNotPostponedByNothing: a batch whose requests were all
+// given up on by their callers writes nothing, yet it used to count as a
+// write for the heart-beat pacing: a steady trickle of them kept the
+// client from ever sending a heart-beat, and the server dropped it.
+func TestHeartBeatNotPostponedByNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, p := connectPeer(t, V12, []Option{WithHeartBeat(time.Second, 0)}, "heart-beat", "0,1000")
+		start := time.Now()
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(400 * time.Millisecond):
+				}
+				req := c.newRequest("SEND")
+				req.state.Store(reqAbandoned) // as a Send whose ctx ended while queued leaves it
+				c.writeq <- req
+			}
+		}()
+		f, err := p.ReadAny()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !f.IsHeartBeat() || time.Since(start) > time.Second {
+			t.Fatalf("got %v after %v, want a heart-beat within the interval", f, time.Since(start))
+		}
+	})
+}
