@@ -21,6 +21,7 @@ func FuzzBroker(f *testing.F) {
 		"SUBSCRIBE\nid:0\ndestination:/queue/a\nack:client\n\n\x00BEGIN\ntransaction:t\n\n\x00ACK\nid:1\ntransaction:t\n\n\x00NACK\nsubscription:0\nmessage-id:m-2\n\n\x00COMMIT\ntransaction:t\n\n\x00",
 		"SUBSCRIBE\nid:0\ndestination:/topic/t\nack:client\n\n\x00SEND\ndestination:/topic/t\n\nx\x00ACK\nid:1\n\n\x00",
 		"SEND\ndestination:/queue/a\nreply-to:/queue/b\nredelivered:true\n\nx\x00SUBSCRIBE\nid:1\ndestination:/queue/a\n\n\x00DISCONNECT\nreceipt:d\n\n\x00",
+		"SUBSCRIBE\nid:0\ndestination:/topic/t\nack:client-individual\nprefetch-count:1\n\n\x00SEND\ndestination:/topic/t\n\n1\x00SEND\ndestination:/topic/t\n\n2\x00SEND\ndestination:/topic/t\n\n3\x00ACK\nid:1\n\n\x00NACK\nid:2\n\n\x00UNSUBSCRIBE\nid:0\n\n\x00",
 	} {
 		f.Add("1.2", s)
 		f.Add("1.1", s)
