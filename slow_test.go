@@ -209,11 +209,6 @@ func TestWriteTimeout(t *testing.T) {
 // given up on that way is undone after it.
 func TestCancelWhileWriterBlocked(t *testing.T) {
 	noLeaks(t)
-	short := func() context.Context {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-		t.Cleanup(cancel)
-		return ctx
-	}
 	stuck := func(t *testing.T) (*Conn, net.Conn) {
 		client, server := net.Pipe()
 		t.Cleanup(func() { server.Close() })
@@ -224,8 +219,11 @@ func TestCancelWhileWriterBlocked(t *testing.T) {
 	t.Run("Send", func(t *testing.T) {
 		c, server := stuck(t)
 		var r *Receipt
-		if err := waitErr(t, async(func() error { return c.Send(short(), "/q", []byte("1"), WithReceipt(&r)) })); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Send: %v, want DeadlineExceeded", err)
+		err := cancelWhileWriting(t, server, func(ctx context.Context) error {
+			return c.Send(ctx, "/q", []byte("1"), WithReceipt(&r))
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Send: %v, want Canceled", err)
 		}
 		select {
 		case <-r.Done():
@@ -233,7 +231,7 @@ func TestCancelWhileWriterBlocked(t *testing.T) {
 		default:
 		}
 		p := stomptest.New(t, server)
-		p.ExpectBytes(w("SEND", "1", "destination", "/q", "receipt", r.ID(), "content-length", "1"))
+		p.ExpectBytes(w("SEND", "1", "destination", "/q", "receipt", r.ID(), "content-length", "1")[1:])
 		p.Send("RECEIPT", "", "receipt-id", r.ID())
 		if err := r.Wait(ctxT(t)); err != nil {
 			t.Fatal(err)
@@ -245,42 +243,70 @@ func TestCancelWhileWriterBlocked(t *testing.T) {
 	})
 	t.Run("Subscribe", func(t *testing.T) {
 		c, server := stuck(t)
-		if _, err := waitSub(t, c, short()); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Subscribe: %v, want DeadlineExceeded", err)
+		err := cancelWhileWriting(t, server, func(ctx context.Context) error {
+			_, err := c.Subscribe(ctx, "/q")
+			return err
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Subscribe: %v, want Canceled", err)
 		}
 		if n := len(c.Subscriptions()); n != 0 {
 			t.Fatalf("%d subscriptions", n)
 		}
 		p := stomptest.New(t, server)
-		p.ExpectBytes(w("SUBSCRIBE", "", "destination", "/q", "id", "sub-1", "ack", "auto"))
+		p.ExpectBytes(w("SUBSCRIBE", "", "destination", "/q", "id", "sub-1", "ack", "auto")[1:])
 		p.ExpectBytes(w("UNSUBSCRIBE", "", "id", "sub-1"))
 	})
 	t.Run("Begin", func(t *testing.T) {
 		c, server := stuck(t)
-		if err := waitErr(t, async(func() error { _, err := c.Begin(short()); return err })); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Begin: %v, want DeadlineExceeded", err)
+		err := cancelWhileWriting(t, server, func(ctx context.Context) error {
+			_, err := c.Begin(ctx)
+			return err
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Begin: %v, want Canceled", err)
 		}
 		if n := len(c.Transactions()); n != 0 {
 			t.Fatalf("%d transactions", n)
 		}
 		p := stomptest.New(t, server)
-		p.ExpectBytes(w("BEGIN", "", "transaction", "tx-1"))
+		p.ExpectBytes(w("BEGIN", "", "transaction", "tx-1")[1:])
 		p.ExpectBytes(w("ABORT", "", "transaction", "tx-1"))
 	})
 	t.Run("Disconnect", func(t *testing.T) {
-		c, _ := stuck(t)
-		if err := waitErr(t, async(func() error { return c.Disconnect(short()) })); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Disconnect: %v, want DeadlineExceeded", err)
+		c, server := stuck(t)
+		if err := cancelWhileWriting(t, server, c.Disconnect); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Disconnect: %v, want Canceled", err)
 		}
 		<-c.Done()
 	})
 }
 
-func waitSub(t *testing.T, c *Conn, ctx context.Context) (*Subscription, error) {
+// cancelWhileWriting starts call, waits until the writer is in the middle
+// of writing its frame (the server has read its first byte, and reads no
+// more), cancels call's ctx and returns what call returns.
+func cancelWhileWriting(t *testing.T, server net.Conn, call func(context.Context) error) error {
 	t.Helper()
-	var s *Subscription
-	err := waitErr(t, async(func() (err error) { s, err = c.Subscribe(ctx, "/q"); return err }))
-	return s, err
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := async(func() error { return call(ctx) })
+	if _, err := server.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	return waitErr(t, done)
+}
+
+// stuckOn starts a Send whose write stays stuck: the server reads its
+// first byte and no more. It returns the bytes the server has still to
+// read of it.
+func stuckOn(t *testing.T, c *Conn, server net.Conn) string {
+	t.Helper()
+	go c.Send(ctxT(t), "/q", []byte("block"))
+	if _, err := server.Read(make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	return stomptest.Wire("SEND", "block", "destination", "/q", "content-length", "5")[1:]
 }
 
 // readRaw reads one frame's bytes from the server end, up to its NUL.
@@ -299,6 +325,17 @@ func readRaw(t *testing.T, server net.Conn) string {
 	}
 }
 
+// waitQueued waits until n requests wait in the writer's queue.
+func waitQueued(t *testing.T, c *Conn, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); len(c.writeq) != n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests queued, want %d", len(c.writeq), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestUnsubscribeConcurrentAndCancelled: while one Unsubscribe is queued
 // behind a stuck writer, a second one used to return nil at once, though
 // the first could still fail and leave the subscription live. And when
@@ -307,6 +344,7 @@ func readRaw(t *testing.T, server net.Conn) string {
 // UNSUBSCRIBE was ever sent and the server went on sending.
 func TestUnsubscribeConcurrentAndCancelled(t *testing.T) {
 	noLeaks(t)
+	var sendBlock string
 	setup := func(t *testing.T) (*Conn, net.Conn, *Subscription) {
 		client, server := net.Pipe()
 		t.Cleanup(func() { server.Close() })
@@ -316,21 +354,19 @@ func TestUnsubscribeConcurrentAndCancelled(t *testing.T) {
 		if err := waitErr(t, done); err != nil {
 			t.Fatal(err)
 		}
-		go c.Send(ctxT(t), "/q", []byte("block")) // the writer is stuck on this one
-		time.Sleep(10 * time.Millisecond)
+		sendBlock = stuckOn(t, c, server)
 		return c, server, c.Subscriptions()[0]
 	}
 	w := stomptest.Wire
-	sendBlock := w("SEND", "block", "destination", "/q", "content-length", "5")
 
 	t.Run("second waits for the first", func(t *testing.T) {
 		c, server, sub := setup(t)
 		ctx1, cancel1 := context.WithCancel(context.Background())
 		defer cancel1()
 		first := async(func() error { return sub.Unsubscribe(ctx1) })
-		time.Sleep(10 * time.Millisecond)
+		waitQueued(t, c, 1)
 		second := async(func() error { return sub.Unsubscribe(ctxT(t)) })
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // let it return early, if it does
 		cancel1()
 		if err := waitErr(t, first); !errors.Is(err, context.Canceled) {
 			t.Fatalf("first Unsubscribe: %v", err)
@@ -354,11 +390,11 @@ func TestUnsubscribeConcurrentAndCancelled(t *testing.T) {
 		}
 	})
 	t.Run("overflow meanwhile", func(t *testing.T) {
-		_, server, sub := setup(t)
+		c, server, sub := setup(t)
 		ctx1, cancel1 := context.WithCancel(context.Background())
 		defer cancel1()
 		first := async(func() error { return sub.Unsubscribe(ctx1) })
-		time.Sleep(10 * time.Millisecond)
+		waitQueued(t, c, 1)
 		for i := range 2 {
 			fmt.Fprintf(server, "MESSAGE\nsubscription:%s\ndestination:/q\nmessage-id:%d\n\n\x00", sub.ID(), i)
 		}
@@ -426,10 +462,10 @@ func TestWriteTimeoutBoundsProgress(t *testing.T) {
 	noLeaks(t)
 	client, server := net.Pipe()
 	t.Cleanup(func() { server.Close() })
-	c := rawConnect(t, client, server, WithWriteTimeout(50*time.Millisecond))
-	const size = 256 << 10
+	c := rawConnect(t, client, server, WithWriteTimeout(200*time.Millisecond))
+	const size = 1 << 20
 	var total atomic.Int64
-	go func() { // 16 KiB every 10 ms: 160 ms for the body
+	go func() { // 16 KiB every 10 ms: 640 ms for the body, 20 ms per 32 KiB
 		buf := make([]byte, 16<<10)
 		for {
 			n, err := server.Read(buf)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/stompout/stomp/internal/stomptest"
 )
@@ -183,8 +182,7 @@ func TestTransactCancelledWithStuckWriter(t *testing.T) {
 				})
 			})
 			readRaw(t, server) // BEGIN
-			go c.Send(ctxT(t), "/q", []byte("block"))
-			time.Sleep(10 * time.Millisecond)
+			sendBlock := stuckOn(t, c, server)
 			cancel()
 			close(proceed)
 			want := context.Canceled
@@ -199,7 +197,7 @@ func TestTransactCancelledWithStuckWriter(t *testing.T) {
 			}
 			p := stomptest.New(t, server)
 			p.SetVersion(V12)
-			p.Expect("SEND")
+			p.ExpectBytes(sendBlock)
 			p.ExpectBytes(stomptest.Wire("ABORT", "", "transaction", "tx-1"))
 		})
 	}
