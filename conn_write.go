@@ -154,6 +154,12 @@ func (c *Conn) write(ctx context.Context, req *request) (pending bool, err error
 	// ctx ended. Leave without waiting for the writer unless it is reading
 	// the request right now. A request left behind is not reused: the
 	// writer may still answer on its done.
+	select {
+	case err := <-req.done: // answered meanwhile: that is the outcome
+		freeRequest(req)
+		return false, err
+	default:
+	}
 	for {
 		switch req.state.Load() {
 		case reqQueued:
