@@ -73,6 +73,7 @@ type Conn struct {
 	err      error // why the connection ended; nil if the user ended it
 	receipts map[string]*Receipt
 	txs      map[string]*Tx
+	retired  retiredSubs // subscriptions ended by Unsubscribe or overflow, for late MESSAGEs
 
 	once    sync.Once
 	closing chan struct{} // closed by shutdown: the goroutines stop
@@ -256,7 +257,9 @@ func (c *Conn) closedErr() error { return closedError(c.Err()) }
 // subscription: those whose subscription header names a subscription the
 // client never made (RabbitMQ's /temp-queue/ replies, for one), or one
 // that has ended (messages in flight when Unsubscribe ran, or past a slow
-// consumer's overflow). They can be acknowledged as usual. The channel
+// consumer's overflow). The former can be acknowledged as usual; Ack and
+// Nack of the latter return ErrSubscriptionEnded, as for any message of
+// an ended subscription. The channel
 // holds WithUnroutedBuffer messages; when it is full, a further unrouted
 // message is dropped, logged at warn level and counted in
 // UnroutedDropped. The reader goroutine closes it when the connection

@@ -113,9 +113,13 @@ func (c *Conn) dispatch(f *frame.Frame) {
 		if !ok {
 			m.Subscription = s.id
 		}
-		m.mode = s.ack
+		m.mode, m.sub = s.ack, s
 		if s.deliver(m) {
 			return
+		}
+	} else if ok {
+		if rs := c.retiredSub(id); rs != nil {
+			m.mode, m.sub = rs.ack, rs
 		}
 	}
 	c.toUnrouted(m)

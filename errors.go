@@ -33,6 +33,13 @@ var (
 	// *HeartBeatError, which matches both ErrHeartBeatTimeout and
 	// heartbeat.ErrTimeout.
 	ErrHeartBeatTimeout = errors.New("stomp: heart-beat timeout")
+	// ErrSubscriptionEnded: Ack or Nack of a message whose subscription
+	// was ended by Unsubscribe or by an overflow. Nothing is sent: the
+	// embedded broker and ActiveMQ hand a subscription's unacknowledged
+	// messages back to the queue at UNSUBSCRIBE and answer a later ACK with
+	// an ERROR that would end the connection. The broker redelivers the
+	// message (RabbitMQ once the connection ends).
+	ErrSubscriptionEnded = errors.New("stomp: ack or nack of a message whose subscription has ended")
 	// ErrTxDone: a call on a transaction that was committed or aborted.
 	ErrTxDone = errors.New("stomp: transaction already committed or aborted")
 )

@@ -19,8 +19,9 @@ type Message struct {
 	Header       frame.Header // every header, in wire order, repeats included
 	Body         []byte       // the body
 
-	ack  string  // what ACK/NACK name the message by: the ack header in 1.2, message-id before
-	mode AckMode // the subscription's ack mode; "" when unknown (unrouted)
+	ack  string        // what ACK/NACK name the message by: the ack header in 1.2, message-id before
+	mode AckMode       // the subscription's ack mode; "" when unknown (unrouted)
+	sub  *Subscription // the subscription it came for, live or ended; nil if never made here
 	conn *Conn
 }
 
@@ -28,8 +29,10 @@ type Message struct {
 // wants: message-id in 1.0; message-id and subscription in 1.1; id, the
 // MESSAGE's ack header, in 1.2. In AckClient mode it also acknowledges
 // every earlier message of the subscription. It returns ErrAutoAck for a
-// message of an AckAuto subscription and ErrNotAckable for one without the
-// needed header. It blocks until the ACK is flushed, or ctx ends (see
+// message of an AckAuto subscription, ErrNotAckable for one without the
+// needed header, and ErrSubscriptionEnded, sending nothing, once the
+// message's subscription was ended by Unsubscribe or an overflow (the
+// broker redelivers the message). It blocks until the ACK is flushed, or ctx ends (see
 // Conn.Send for what is sent then); WithReceipt asks the server to
 // confirm.
 func (m Message) Ack(ctx context.Context, opts ...CallOption) error {
@@ -46,6 +49,9 @@ func (m Message) Nack(ctx context.Context, opts ...CallOption) error {
 func (c *Conn) ackFrame(ctx context.Context, cmd string, tx *Tx, m Message, opts []CallOption) error {
 	if m.mode == AckAuto {
 		return settleOpts(opts, ErrAutoAck)
+	}
+	if m.sub != nil && m.sub.endedHere() {
+		return settleOpts(opts, ErrSubscriptionEnded)
 	}
 	if c == nil || m.ack == "" {
 		return settleOpts(opts, ErrNotAckable)

@@ -25,7 +25,8 @@ import (
 // is buffered can still be read) and Err reports ErrSlowConsumer. The
 // message that did not fit, and any that the server sends for the
 // subscription before it handles the UNSUBSCRIBE, go to Conn.Unrouted,
-// where they can still be read and acknowledged. Only if Unrouted is full
+// where they can still be read (Ack and Nack return ErrSubscriptionEnded:
+// the broker redelivers them). Only if Unrouted is full
 // too is a message dropped, and then it is logged at warn level and
 // counted (Conn.UnroutedDropped); in the client ack modes the broker
 // still holds it unacknowledged and redelivers it when the connection
@@ -143,6 +144,38 @@ func (c *Conn) removeSub(s *Subscription) {
 	m := maps.Clone(old)
 	delete(m, s.id)
 	c.subs.Store(&m)
+	c.retired.add(s)
+}
+
+// retiredSubs remembers the last maxRetired subscriptions that ended while
+// the connection lived, so that a MESSAGE the server sent before it saw
+// the UNSUBSCRIBE is known to belong to an ended subscription.
+type retiredSubs struct {
+	byID  map[string]*Subscription
+	order []string // oldest first
+}
+
+const maxRetired = 1024
+
+func (r *retiredSubs) add(s *Subscription) {
+	if r.byID == nil {
+		r.byID = make(map[string]*Subscription)
+	}
+	if _, ok := r.byID[s.id]; !ok {
+		if len(r.order) == maxRetired {
+			delete(r.byID, r.order[0])
+			r.order = r.order[1:]
+		}
+		r.order = append(r.order, s.id)
+	}
+	r.byID[s.id] = s
+}
+
+// retiredSub returns the ended subscription with this id, if remembered.
+func (c *Conn) retiredSub(id string) *Subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.retired.byID[id]
 }
 
 // C returns the channel of messages. The library closes it when the
@@ -217,6 +250,14 @@ func (s *Subscription) isEnded() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ended
+}
+
+// endedHere reports whether the subscription was ended by Unsubscribe or
+// an overflow while its connection lives on.
+func (s *Subscription) endedHere() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended && (s.err == nil || s.err == ErrSlowConsumer)
 }
 
 // end closes the channel once, recording why.
