@@ -2,7 +2,7 @@ package stomp
 
 import (
 	"os"
-	"strings"
+	"path/filepath"
 	"testing"
 )
 
@@ -18,14 +18,17 @@ func FuzzServerBytes(f *testing.F) {
 	f.Add("\n\r\n\nMESSAGE\r\nsubscription:sub-1\r\nk:\\c\\n\\\\\r\n\r\n\x00")
 	f.Add("MESSAGE\ncontent-length:99999999999999999999\n\n\x00")
 	f.Add("FOO\n\n\x00")
-	// Real brokers' bytes, from shared/ beside the repository when it is there.
-	for _, dir := range []string{"../shared/reference/captures/", "/work/shared/reference/captures/"} {
-		for _, name := range []string{"rabbitmq-3.10.8-frames.txt", "activemq-5.17.2-frames.txt",
-			"rabbitmq-3.10.8-errors.txt", "activemq-5.17.2-errors.txt"} {
-			if b, err := os.ReadFile(dir + name); err == nil {
-				f.Add(strings.ReplaceAll(string(b), "^@", "\x00"))
-			}
+	// Real brokers' bytes, as the frame package keeps them.
+	captures, err := filepath.Glob("frame/testdata/captures/*.stomp")
+	if err != nil || len(captures) == 0 {
+		f.Fatalf("no broker captures in frame/testdata/captures: %v", err)
+	}
+	for _, name := range captures {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
 		}
+		f.Add(string(b))
 	}
 	f.Fuzz(func(t *testing.T, in string) {
 		c, p := connectPeer(t, V12, []Option{WithSubscriptionBuffer(4), WithUnroutedBuffer(4)})
