@@ -47,6 +47,7 @@ type ProtocolError struct {
 	Detail  string // the offending text, quoted and shortened
 }
 
+// Error says what was wrong, in which frame and at which byte.
 func (e *ProtocolError) Error() string {
 	s := e.Err.Error()
 	if e.Detail != "" {
@@ -71,6 +72,7 @@ type LimitError struct {
 	Size    int
 }
 
+// Error says which limit was exceeded, in which frame and by how much.
 func (e *LimitError) Error() string {
 	in := ""
 	if e.Command != "" {

@@ -110,5 +110,8 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer, synopsis stri
 // multiFlag collects a repeatable string flag.
 type multiFlag []string
 
-func (m *multiFlag) String() string     { return fmt.Sprint([]string(*m)) }
+// String returns the values given so far (flag.Value).
+func (m *multiFlag) String() string { return fmt.Sprint([]string(*m)) }
+
+// Set adds one value (flag.Value).
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
