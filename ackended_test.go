@@ -15,18 +15,7 @@ import (
 // and would answer an ERROR that ends the connection); Ack says so, the
 // connection lives on, and the broker redelivers the message.
 func TestAckAfterUnsubscribe(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	b, err := broker.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	conn, err := stomp.Dial(ctx, b.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	ctx, conn := brokerConn(t)
 
 	for _, mode := range []stomp.AckMode{stomp.AckClient, stomp.AckClientIndividual} {
 		t.Run(string(mode), func(t *testing.T) {
@@ -82,18 +71,7 @@ func TestAckAfterUnsubscribe(t *testing.T) {
 // Unrouted, marked as belonging to the ended subscription, so acking it is
 // refused locally instead of ending the connection.
 func TestAckAfterOverflow(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	b, err := broker.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	conn, err := stomp.Dial(ctx, b.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	ctx, conn := brokerConn(t)
 
 	sub, err := conn.Subscribe(ctx, "/queue/overflow", stomp.WithAck(stomp.AckClientIndividual), stomp.WithBuffer(1))
 	if err != nil {
@@ -125,4 +103,22 @@ func TestAckAfterOverflow(t *testing.T) {
 	if err := r.Wait(ctx); err != nil {
 		t.Fatalf("connection after the refused ack: %v", err)
 	}
+}
+
+// brokerConn connects to a new embedded broker; both end with the test.
+func brokerConn(t *testing.T) (context.Context, *stomp.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	b, err := broker.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	conn, err := stomp.Dial(ctx, b.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return ctx, conn
 }
