@@ -12,6 +12,8 @@
 # Environment:
 #   STOMP_BROKERS="rabbitmq activemq"   which brokers to handle
 #   BROKER_WAIT_SECONDS=90              how long `up` waits for each broker
+#   RABBITMQ_KEEP_DATA=1                do not empty RabbitMQ's data when starting it
+#                                       (by default a start begins from an empty node)
 #
 # Must run as root (installs Debian packages when missing, writes /etc config,
 # starts daemons without systemd). Idempotent: `up` on brokers that already
@@ -229,6 +231,20 @@ rabbit_stop() {
 	fi
 }
 
+# rabbit_reset_data empties the stopped node's data before it starts. The
+# node is a throwaway test broker: every interop run leaves queues behind
+# (RabbitMQ declares /queue/ destinations durable), and a node that boots
+# with thousands of them spends minutes recovering them, or never finishes
+# under the file handle limit. RABBITMQ_KEEP_DATA=1 keeps the data.
+rabbit_reset_data() {
+	[ "${RABBITMQ_KEEP_DATA:-}" = 1 ] && return 0
+	local dir=/var/lib/rabbitmq/mnesia
+	if [ -d "$dir" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
+		log "emptying RabbitMQ's data ($dir): the test broker starts empty"
+		rm -rf "${dir:?}"/*
+	fi
+}
+
 rabbit_up() {
 	local t0 reason
 	t0=$(now)
@@ -258,8 +274,10 @@ rabbit_up() {
 		log "restarting the running RabbitMQ node with the STOMP config (${reason:-STOMP not answering})"
 		rabbit_stop
 	fi
+	rabbit_reset_data
 	log "starting RabbitMQ"
-	(cd / && rabbitmq-server -detached </dev/null >/dev/null 2>&1 9>&-) || die "rabbitmq-server -detached failed"
+	(cd / && ulimit -n 65536 2>/dev/null; rabbitmq-server -detached </dev/null >/dev/null 2>&1 9>&-) ||
+		die "rabbitmq-server -detached failed"
 	local deadline=$((SECONDS + WAIT))
 	until stomp_probe $RABBIT_STOMP_PORT; do
 		if [ $SECONDS -ge $deadline ]; then
