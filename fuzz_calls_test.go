@@ -160,24 +160,6 @@ func FuzzCallsAndFrames(f *testing.F) {
 		c.Close()
 		wg.Wait()
 		<-c.Done()
-		for _, r := range receipts {
-			select {
-			case <-r.Done():
-			default:
-				t.Fatalf("receipt %q unresolved", r.ID())
-			}
-		}
-		for _, s := range subs {
-			for range s.C() {
-			}
-		}
-		for range c.Unrouted() {
-		}
-		if n := len(c.Subscriptions()); n != 0 {
-			t.Fatalf("%d subscriptions left", n)
-		}
-		if n := len(c.Transactions()); n != 0 {
-			t.Fatalf("%d transactions left", n)
-		}
+		checkEnded(t, c, receipts, subs)
 	})
 }

@@ -154,25 +154,7 @@ func stressRound(t *testing.T, addr string, seed uint64) {
 		t.Fatal("calls still blocked after the connection ended")
 	}
 	<-c.Done()
-	for _, r := range receipts {
-		select {
-		case <-r.Done():
-		default:
-			t.Fatalf("receipt %s unresolved after the connection ended", r.ID())
-		}
-	}
-	for _, s := range subs {
-		for range s.C() {
-		}
-	}
-	for range c.Unrouted() {
-	}
-	if n := len(c.Subscriptions()); n != 0 {
-		t.Fatalf("%d subscriptions left", n)
-	}
-	if n := len(c.Transactions()); n != 0 {
-		t.Fatalf("%d transactions left", n)
-	}
+	stomp.CheckEnded(t, c, receipts, subs)
 	if err := c.Err(); err != nil && !ackRefused(err) {
 		t.Errorf("round %d: Err: %v", seed, err)
 	}
