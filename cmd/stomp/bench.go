@@ -15,9 +15,7 @@ import (
 func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var cf connFlags
-	cf.register(fs)
-	fs.Lookup("u").DefValue = ""
-	cf.url = ""
+	cf.register(fs, "") // no -u: the embedded broker
 	var (
 		dest = fs.String("d", "", "destination (default: a fresh /queue/stompout-bench-*)")
 		n    = fs.Int("n", 10000, "messages")

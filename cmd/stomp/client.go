@@ -24,8 +24,12 @@ type connFlags struct {
 	headers   multiFlag
 }
 
-func (c *connFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.url, "u", "tcp://127.0.0.1:61613", "broker `URL`: tcp://, tls://, ws://, wss:// (user:pass@ in it sets the login)")
+// defaultURL is where send and recv connect without -u.
+const defaultURL = "tcp://127.0.0.1:61613"
+
+// register adds the connection flags to fs, with url the default of -u.
+func (c *connFlags) register(fs *flag.FlagSet, url string) {
+	fs.StringVar(&c.url, "u", url, "broker `URL`: tcp://, tls://, ws://, wss:// (user:pass@ in it sets the login)")
 	fs.StringVar(&c.login, "login", "", "login (overrides the URL's)")
 	fs.StringVar(&c.passcode, "passcode", "", "passcode (overrides the URL's)")
 	fs.StringVar(&c.host, "host", "/", "virtual host sent in CONNECT")

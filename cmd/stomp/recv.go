@@ -13,7 +13,7 @@ import (
 func runRecv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("recv", flag.ContinueOnError)
 	var cf connFlags
-	cf.register(fs)
+	cf.register(fs, defaultURL)
 	var (
 		dest     = fs.String("d", "", "destination, e.g. /queue/a (required)")
 		ackMode  = fs.String("a", "auto", "ack `mode`: auto, client or client-individual")

@@ -15,7 +15,7 @@ import (
 func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	var cf connFlags
-	cf.register(fs)
+	cf.register(fs, defaultURL)
 	var (
 		dest     = fs.String("d", "", "destination, e.g. /queue/a (required)")
 		messages multiFlag
