@@ -39,13 +39,7 @@ type Conn struct {
 
 	r   *frame.Reader      // owned by the reader goroutine
 	w   *frame.Writer      // owned by the writer goroutine
-	mon *heartbeat.Monitor // touched by the reader, watched by the writer
-
-	// deadWatch watches mon too when the transport has no write deadline:
-	// a write to a server that reads nothing then blocks the writer for
-	// good, and the writer's watch with it. Set before the goroutines
-	// start, under mu; stopped by shutdown.
-	deadWatch *time.Timer
+	mon *heartbeat.Monitor // touched by the reader; ends the connection itself (OnDead)
 
 	reqPool sync.Pool     // of *request
 	writeq  chan *request // calls -> writer
@@ -127,11 +121,10 @@ func connect(ctx context.Context, rw io.ReadWriteCloser, cfg *config) (*Conn, er
 	c.r.SetVersion(c.version)
 	c.w.SetVersion(c.version)
 	c.mon = heartbeat.NewMonitor(c.hbRecv, cfg.hbTolerance)
-	if c.dl == nil && c.mon.Timeout() > 0 {
-		c.mu.Lock()
-		c.deadWatch = time.AfterFunc(c.mon.Timeout(), c.watchDead)
-		c.mu.Unlock()
-	}
+	// The monitor ends the connection itself: the writer may be stuck in
+	// a write to a server that reads nothing (with no write deadline on
+	// the transport, for good) and could not watch it then.
+	c.mon.OnDead(func() { c.shutdown(c.heartBeatError()) })
 	c.log.Debug("stomp: connected", "version", c.version, "session", c.session, "server", c.server,
 		"heart-beat-send", c.hbSend, "heart-beat-recv", c.hbRecv)
 	c.running.Store(2)
@@ -384,29 +377,9 @@ func (c *Conn) shutdown(cause error) {
 		if c.mon != nil {
 			c.mon.Stop()
 		}
-		if c.deadWatch != nil {
-			c.deadWatch.Stop()
-		}
 		close(c.closing)
 		c.rw.Close()
 	})
-}
-
-// watchDead runs on deadWatch's timer: it ends a connection whose server
-// has gone silent even while the writer is stuck in a write, and checks
-// again a quarter of the timeout later otherwise.
-func (c *Conn) watchDead() {
-	select {
-	case <-c.mon.Dead():
-		c.shutdown(c.heartBeatError())
-		return
-	default:
-	}
-	c.mu.Lock()
-	if !c.closed {
-		c.deadWatch.Reset(max(c.mon.Timeout()/4, time.Millisecond))
-	}
-	c.mu.Unlock()
 }
 
 // exited is deferred by both goroutines: the last one out closes done.

@@ -256,9 +256,6 @@ func (c *Conn) writeLoop() {
 			}
 			pace.Wrote()
 			continue
-		case <-c.mon.Dead():
-			c.shutdown(c.heartBeatError())
-			return
 		case <-c.closing:
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -553,5 +554,44 @@ func TestPacerStop(t *testing.T) {
 		if p.Due() {
 			t.Error("Due() = true after Stop")
 		}
+	})
+}
+
+func TestMonitorOnDead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := NewMonitor(time.Second, 2)
+		var calls atomic.Int32
+		m.OnDead(func() {
+			if !isClosed(m.Dead()) || m.Err() == nil { // Err takes the lock: f runs outside it
+				t.Error("OnDead called before Dead closed")
+			}
+			m.Stop() // allowed from f
+			calls.Add(1)
+		})
+		time.Sleep(2*time.Second - time.Nanosecond)
+		synctest.Wait()
+		if calls.Load() != 0 {
+			t.Fatal("OnDead called before the timeout")
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if calls.Load() != 1 {
+			t.Fatalf("OnDead called %d times, want 1", calls.Load())
+		}
+		// Registered after death: called at once.
+		m.OnDead(func() { calls.Add(1) })
+		if calls.Load() != 2 {
+			t.Fatal("OnDead on a dead Monitor did not call f at once")
+		}
+	})
+}
+
+func TestMonitorOnDeadStopped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := NewMonitor(time.Second, 2)
+		m.OnDead(func() { t.Error("OnDead called after Stop") })
+		m.Stop()
+		time.Sleep(time.Hour)
+		synctest.Wait()
 	})
 }

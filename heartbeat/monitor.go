@@ -26,7 +26,8 @@ type Monitor struct {
 	mu      sync.Mutex  // guards the fields below and serialises the timer callback with Stop
 	timer   *time.Timer // nil when interval is 0
 	stopped bool
-	err     error // set once, just before dead is closed
+	err     error  // set once, just before dead is closed
+	onDead  func() // called once after dead is closed; see OnDead
 }
 
 // NewMonitor starts watching for data expected every interval; creating the
@@ -72,8 +73,8 @@ func (m *Monitor) Touch() {
 // check runs on the timer's goroutine when the timeout may have passed.
 func (m *Monitor) check() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.stopped || m.err != nil {
+		m.mu.Unlock()
 		return
 	}
 	// Load last before reading the clock, so silence is never negative.
@@ -81,10 +82,34 @@ func (m *Monitor) check() {
 	silence := time.Since(m.base) - last
 	if silence < m.timeout {
 		m.timer.Reset(m.timeout - silence)
+		m.mu.Unlock()
 		return
 	}
 	m.err = &TimeoutError{Interval: m.interval, Silence: silence}
 	close(m.dead)
+	f := m.onDead
+	m.mu.Unlock()
+	if f != nil {
+		f() // outside the lock: f may call Stop or Err
+	}
+}
+
+// OnDead arranges for f to be called once when the peer is declared dead:
+// on the timer's goroutine right after Dead is closed, or at once on the
+// caller's goroutine if Dead already is. It is for an owner that must react
+// even while its own goroutines are blocked (a writer stuck in a write); f
+// must not block. After Stop, a Monitor that was not dead never calls f. A
+// later OnDead replaces an f that has not run.
+func (m *Monitor) OnDead(f func()) {
+	m.mu.Lock()
+	dead := m.err != nil
+	if !dead {
+		m.onDead = f
+	}
+	m.mu.Unlock()
+	if dead {
+		f()
+	}
 }
 
 // Dead returns a channel that is closed once the peer has been silent for
