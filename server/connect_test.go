@@ -228,3 +228,32 @@ func TestHeartBeatsOffIn10(t *testing.T) {
 		c.close()
 	})
 }
+
+// TestHeartBeatTimeoutWhileWriterStuck: a client that neither reads nor
+// sends leaves the session's writer blocked in a write; the heart-beat
+// timeout must end the session all the same (net.Pipe has no write
+// deadline, like many transports).
+func TestHeartBeatTimeoutWhileWriterStuck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := New(&recorder{}, WithName("test"), WithHeartBeat(0, time.Second))
+		c := dial(t, srv)
+		c.send("CONNECT\naccept-version:1.2\nhost:/\nheart-beat:1000,0\n\n\x00")
+		c.expect("CONNECTED\nversion:1.2\nheart-beat:0,1000\nsession:s1\nserver:test\n\n\x00")
+		// A receipt the client never reads: the writer blocks writing it.
+		c.send("SEND\ndestination:/q\nreceipt:r-1\n\n\x00")
+		synctest.Wait()
+		start := time.Now()
+		select {
+		case err := <-c.done:
+			if !errors.Is(err, heartbeat.ErrTimeout) {
+				t.Fatalf("ServeConn = %v, want a heart-beat timeout", err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("session ended %v after the client fell silent, want within 2s", d)
+			}
+		case <-time.After(time.Hour):
+			t.Fatal("session still running an hour after the client fell silent")
+		}
+		c.c.Close()
+	})
+}

@@ -165,8 +165,14 @@ func (s *Session) onConnect(f *frame.Frame) error {
 		send, recv := heartbeat.Negotiate(own, hb)
 		start.send = send
 		if recv > 0 {
-			start.mon = heartbeat.NewMonitor(recv, 0)
-			s.tr.mon = start.mon
+			mon := heartbeat.NewMonitor(recv, 0)
+			// A silent client ends the session even while the writer is
+			// stuck in a write to it (no write deadline on the transport).
+			mon.OnDead(func() {
+				s.shutdown(mon.Err(), nil)
+				s.abortTransport()
+			})
+			s.tr.mon = mon
 		}
 		cf.Header.Add(frame.HdrVersion, string(v))
 		cf.Header.Add(frame.HdrHeartBeat, own.String())

@@ -41,7 +41,6 @@ type outItem struct {
 type hbStart struct {
 	version frame.Version
 	send    time.Duration
-	mon     *heartbeat.Monitor
 }
 
 // Deliver queues m as a MESSAGE frame for the subscription with id
@@ -194,7 +193,9 @@ type messageWriter interface {
 
 // writeLoop is the writer goroutine: it writes the outbound queue in
 // batches (one flush per batch, or one message per frame on WebSocket),
-// paces heart-beats, watches the peer's and the connect timeout.
+// paces heart-beats and watches the connect timeout. (The heart-beat
+// Monitor ends a silent session by itself, see onConnect: this goroutine may
+// be stuck writing to a client that reads nothing.)
 func (s *Session) writeLoop() {
 	defer close(s.done)
 	w := frame.NewWriter(s.rw)
@@ -202,8 +203,6 @@ func (s *Session) writeLoop() {
 	mw, _ := s.rw.(messageWriter)
 	pacer := heartbeat.NewPacer(0, 0)
 	defer func() { pacer.Stop() }()
-	var mon *heartbeat.Monitor
-	var dead <-chan struct{}
 	var connC <-chan time.Time
 	if d := s.srv.cfg.connectTimeout; d > 0 {
 		t := time.NewTimer(d)
@@ -237,11 +236,6 @@ func (s *Session) writeLoop() {
 				}
 				pacer.Wrote()
 			}
-			continue
-		case <-dead:
-			dead = nil
-			s.shutdown(mon.Err(), nil)
-			s.abortTransport()
 			continue
 		case <-connC:
 			connC = nil
@@ -282,9 +276,6 @@ func (s *Session) writeLoop() {
 				w.SetVersion(hb.version)
 				pacer.Stop()
 				pacer = heartbeat.NewPacer(hb.send, 0)
-				if mon = hb.mon; mon != nil {
-					dead = mon.Dead()
-				}
 				connC = nil
 			}
 			if it.final {
