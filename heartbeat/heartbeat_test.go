@@ -595,3 +595,36 @@ func TestMonitorOnDeadStopped(t *testing.T) {
 		synctest.Wait()
 	})
 }
+
+func TestMonitorSuspendDoesNotCountSilence(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := NewMonitor(time.Second, 2)
+		defer m.Stop()
+		time.Sleep(1500 * ms)
+		m.Suspend()
+		m.Suspend() // nested
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if isClosed(m.Dead()) {
+			t.Fatalf("dead while suspended: %v", m.Err())
+		}
+		m.Resume()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if isClosed(m.Dead()) {
+			t.Fatalf("dead while still suspended once: %v", m.Err())
+		}
+		m.Resume() // counts as data: 2s from here
+		resumed := time.Now()
+		time.Sleep(2*time.Second - 1)
+		synctest.Wait()
+		if isClosed(m.Dead()) {
+			t.Fatalf("dead %v after Resume, before the timeout: %v", time.Since(resumed), m.Err())
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if !isClosed(m.Dead()) {
+			t.Fatal("not dead 2s after Resume")
+		}
+	})
+}

@@ -22,6 +22,9 @@ type Monitor struct {
 	// last is the time of the latest Touch, in nanoseconds since base.
 	// Written by the reader goroutine, read by the timer callback.
 	last atomic.Int64
+	// busy counts Suspend calls not yet matched by Resume: while it is
+	// above zero, silence is not counted (the reader is not reading).
+	busy atomic.Int32
 
 	mu      sync.Mutex  // guards the fields below and serialises the timer callback with Stop
 	timer   *time.Timer // nil when interval is 0
@@ -70,10 +73,31 @@ func (m *Monitor) Touch() {
 	}
 }
 
+// Suspend tells the Monitor that its reader has stopped reading on purpose:
+// it waits for its application (a full subscription buffer) or for a
+// handler to finish. Until the matching Resume the peer is not declared
+// dead, since bytes it sends wait unread in the transport. Suspend and
+// Resume nest; they cost one atomic add each and may be called from any
+// goroutine.
+func (m *Monitor) Suspend() { m.busy.Add(1) }
+
+// Resume ends a Suspend. It counts as a Touch, so the silence measured
+// afterwards starts now, not when the reader stopped reading.
+func (m *Monitor) Resume() {
+	m.Touch()
+	m.busy.Add(-1)
+}
+
 // check runs on the timer's goroutine when the timeout may have passed.
 func (m *Monitor) check() {
 	m.mu.Lock()
 	if m.stopped || m.err != nil {
+		m.mu.Unlock()
+		return
+	}
+	if m.busy.Load() > 0 {
+		// The reader is not reading on purpose: silence says nothing.
+		m.timer.Reset(m.timeout)
 		m.mu.Unlock()
 		return
 	}
