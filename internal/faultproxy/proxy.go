@@ -2,7 +2,8 @@
 // demand: it listens on 127.0.0.1, forwards every connection it accepts to
 // a target (the embedded broker, RabbitMQ, ...), and can cut them all at
 // once, stop forwarding without closing (only heart-beats can tell), refuse
-// new connections, add latency, or cut a connection after exactly n bytes.
+// new connections (accept and close them, or stop listening altogether),
+// add latency, or cut a connection after exactly n bytes.
 //
 //	p, err := faultproxy.Start(brokerAddr)
 //	defer p.Close()
@@ -56,12 +57,13 @@ const (
 // Proxy forwards TCP connections to a target and injects faults into them.
 // Its methods are safe for concurrent use.
 type Proxy struct {
-	ln   net.Listener
-	wg   sync.WaitGroup // the accept loop, every link's goroutines
+	addr string         // 127.0.0.1:port, kept across Down and Up
+	wg   sync.WaitGroup // the accept loops, every link's goroutines
 	fwd  [2]atomic.Int64
 	accn atomic.Int64 // connections accepted
 
 	mu       sync.Mutex
+	ln       net.Listener // nil while Down
 	target   string
 	refuse   bool
 	delay    time.Duration
@@ -86,14 +88,14 @@ func Start(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("faultproxy: %w", err)
 	}
-	p := &Proxy{ln: ln, target: target, links: map[*link]struct{}{}, changed: make(chan struct{})}
+	p := &Proxy{addr: ln.Addr().String(), ln: ln, target: target, links: map[*link]struct{}{}, changed: make(chan struct{})}
 	p.wg.Add(1)
-	go p.accept()
+	go p.accept(ln)
 	return p, nil
 }
 
 // Addr is the proxy's listening address, 127.0.0.1:port.
-func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+func (p *Proxy) Addr() string { return p.addr }
 
 // URL is "tcp://" + Addr, for Dial.
 func (p *Proxy) URL() string { return "tcp://" + p.Addr() }
@@ -142,6 +144,41 @@ func (p *Proxy) Resume() {
 		p.stall = nil
 	}
 	p.mu.Unlock()
+}
+
+// Down makes the proxy look like a stopped broker: it stops listening, so
+// that dialling Addr is refused by the system (ECONNREFUSED), and cuts
+// every open connection. Up listens again. Down while down does nothing.
+func (p *Proxy) Down() {
+	p.mu.Lock()
+	ln := p.ln
+	p.ln = nil
+	p.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	p.Cut()
+}
+
+// Up listens again on the same address after Down; it fails if the port
+// has been taken in between, or after Close. Up while up does nothing.
+func (p *Proxy) Up() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("faultproxy: Up after Close")
+	}
+	if p.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		return fmt.Errorf("faultproxy: listen again: %w", err)
+	}
+	p.ln = ln
+	p.wg.Add(1) // before Close waits: it sets closed, under mu, first
+	go p.accept(ln)
+	return nil
 }
 
 // Refuse(true) makes the proxy accept each new connection and close it at
@@ -240,8 +277,13 @@ func (p *Proxy) Close() error {
 	for c := range p.draining {
 		c.Close()
 	}
+	ln := p.ln
+	p.ln = nil
 	p.mu.Unlock()
-	err := p.ln.Close()
+	var err error
+	if ln != nil {
+		err = ln.Close()
+	}
 	for _, l := range links {
 		l.kill()
 	}
@@ -249,10 +291,10 @@ func (p *Proxy) Close() error {
 	return err
 }
 
-func (p *Proxy) accept() {
+func (p *Proxy) accept(ln net.Listener) {
 	defer p.wg.Done()
 	for {
-		c, err := p.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -435,6 +436,47 @@ func TestRefuse(t *testing.T) {
 	p.Refuse(true)
 	write(t, c, "still open")
 	expect(t, s, "still open")
+}
+
+func TestDownAndUp(t *testing.T) {
+	tg := newTarget(t, false)
+	p := start(t, tg.addr())
+	c := dial(t, p)
+	s := tg.accept(t)
+	write(t, c, "up")
+	expect(t, s, "up")
+
+	p.Down()
+	p.Down() // twice is once
+	for _, c := range []net.Conn{c, s} {
+		if b := readToEnd(t, c); len(b) != 0 {
+			t.Errorf("read %q from a connection cut by Down", b)
+		}
+	}
+	if c, err := net.DialTimeout("tcp", p.Addr(), timeout); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("dial while Down: %v, want connection refused", err)
+	}
+	tg.noAccept(t)
+
+	if err := p.Up(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Up(); err != nil {
+		t.Fatalf("Up while up: %v", err)
+	}
+	c = dial(t, p)
+	s = tg.accept(t)
+	write(t, c, "up again")
+	expect(t, s, "up again")
+
+	p.Close()
+	if err := p.Up(); err == nil {
+		t.Error("Up after Close: no error")
+	}
+	p.Down()
 }
 
 func TestSetTarget(t *testing.T) {
