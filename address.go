@@ -130,7 +130,7 @@ func (p addrParser) errorf(i int, piece, format string, args ...any) error {
 			which = fmt.Sprintf(" %d of %d %s", i+1, p.n, strconv.Quote(piece))
 		}
 	}
-	return fmt.Errorf("stomp: address"+which+": "+format, args...)
+	return fmt.Errorf("stomp: address%s: %s", which, fmt.Sprintf(format, args...))
 }
 
 // failover parses what follows "failover:": the list of addresses and
@@ -201,6 +201,9 @@ func (p addrParser) endpoint(i int, piece string) (endpoint, error) {
 			return endpoint{}, p.errorf(i, piece, "failover: may only begin the whole address")
 		}
 		scheme, rest = "tcp", piece
+		if name, _, ok := strings.Cut(piece, ":"); ok && schemes[strings.ToLower(name)] != "" || strings.ContainsAny(piece, "/?#") {
+			return endpoint{}, p.errorf(i, piece, "not host:port, nor a URL (its scheme is followed by ://)")
+		}
 		// An IPv6 address without brackets and without a port.
 		if ip := net.ParseIP(rest); ip != nil && strings.Contains(rest, ":") {
 			rest = "[" + rest + "]"
@@ -221,10 +224,15 @@ func (p addrParser) endpoint(i int, piece string) (endpoint, error) {
 	if strings.HasSuffix(u.Host, ":") {
 		return endpoint{}, p.errorf(i, piece, "empty port after ':'")
 	}
+	if !validHost(host, strings.HasPrefix(u.Host, "[")) {
+		return endpoint{}, p.errorf(i, piece, "bad host %q (want a name, an IPv4 address or [an IPv6 address])", host)
+	}
 	if port != "" {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
 			return endpoint{}, p.errorf(i, piece, "bad port %q (want 1 to 65535)", port)
 		}
+		port = strconv.Itoa(n) // no leading zeros
 	}
 	ep := endpoint{scheme: scheme}
 	if u.User != nil {
@@ -246,7 +254,30 @@ func (p addrParser) endpoint(i int, piece string) (endpoint, error) {
 		}
 		ep.addr = net.JoinHostPort(host, port)
 	default: // ws, wss: the URL as given, less the userinfo
+		if port != "" {
+			u.Host = net.JoinHostPort(host, port)
+		}
 		ep.addr = u.String()
 	}
 	return ep, nil
+}
+
+// validHost says whether host (from a URL, brackets removed) can be
+// dialled: a bracketed IPv6 address (with an optional %zone), or a name or
+// IPv4 address made of letters, digits, '-', '.' and '_' (and any
+// non-ASCII letter, left to the resolver).
+func validHost(host string, bracketed bool) bool {
+	if bracketed {
+		addr, _, _ := strings.Cut(host, "%")
+		ip := net.ParseIP(addr)
+		return ip != nil && strings.Contains(addr, ":")
+	}
+	for _, r := range host {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '.', r == '_', r >= 0x80:
+		default:
+			return false
+		}
+	}
+	return host != ""
 }

@@ -27,6 +27,10 @@ func TestParseAddrs(t *testing.T) {
 		{"tcp://broker", []endpoint{tcp("broker:61613")}, nil},
 		{"tcp://broker/", []endpoint{tcp("broker:61613")}, nil},
 		{"TCP://Broker:1", []endpoint{tcp("Broker:1")}, nil},
+		{"tcp://broker:061613", []endpoint{tcp("broker:61613")}, nil},
+		{"ws://broker:0080/ws", []endpoint{{scheme: "ws", addr: "ws://broker:80/ws"}}, nil},
+		{"tcp://my_broker.example-1", []endpoint{tcp("my_broker.example-1:61613")}, nil},
+		{"tcp://[fe80::1%25eth0]:61613", []endpoint{tcp("[fe80::1%eth0]:61613")}, nil},
 		{"  tcp://broker:61613  ", []endpoint{tcp("broker:61613")}, nil},
 		{"stomp://broker:61613", []endpoint{tcp("broker:61613")}, nil},
 		{"stomp+nio://broker", []endpoint{tcp("broker:61613")}, nil},
@@ -119,6 +123,16 @@ func TestParseAddrsErrors(t *testing.T) {
 		{"tcp://a b:61613", "not a valid address"},
 		{"tcp://a:61613 garbage", "not a valid address"},
 		{"a b", "not a valid address"},
+		{"tcp:a:1", "not host:port, nor a URL"},
+		{"tcp:/a", "not host:port, nor a URL"},
+		{"stomp:broker", "not host:port, nor a URL"},
+		{"broker/ws", "not host:port, nor a URL"},
+		{"tcp://a!b", `bad host "a!b"`},
+		{"tcp://[a.b]:1", `not a valid address`},
+		{"tcp://[1.2.3.4]:1", `not a valid address`},
+		{"tcp://a%2Fb", `"tcp://a%2Fb": not a valid address`},
+		{"tcp://a%25b:1", `"tcp://a%25b:1": bad host "a%b"`},
+		{"ws://a;b/ws", `bad host "a;b"`},
 		{"tcp://a%zz", "not a valid address"},
 		{"failover:(tcp://a,tcp://b", "stomp: failover:( without its closing )"},
 		{"failover:()", "stomp: failover:() lists no address"},
@@ -220,6 +234,9 @@ func FuzzParseAddrs(f *testing.F) {
 			if err != nil {
 				if !strings.HasPrefix(err.Error(), "stomp: ") {
 					t.Fatalf("parseAddrs(%q): error %q without the package name", in, err)
+				}
+				if strings.Contains(err.Error(), "%!") && !strings.Contains(in, "%!") {
+					t.Fatalf("parseAddrs(%q): a formatting mistake in the error %q", in, err)
 				}
 				if pass != "" && strings.Contains(err.Error(), pass) {
 					t.Fatalf("parseAddrs(%q): the error %q shows the passcode %q", in, err, pass)
