@@ -35,6 +35,7 @@ const (
 	Both = ClientToServer | ServerToClient
 )
 
+// String names the direction: "client->server", "server->client" or "both".
 func (d Direction) String() string {
 	switch d {
 	case ClientToServer:
@@ -55,7 +56,9 @@ const (
 )
 
 // Proxy forwards TCP connections to a target and injects faults into them.
-// Its methods are safe for concurrent use.
+// Its methods are safe for concurrent use and do not block, except Close
+// and WaitActive. Each connection costs five goroutines and holds at most
+// about 1 MiB read ahead (17 chunks of 32 KiB each way).
 type Proxy struct {
 	addr string         // 127.0.0.1:port, kept across Down and Up
 	wg   sync.WaitGroup // the accept loops, every link's goroutines
