@@ -26,10 +26,10 @@ const (
 	defaultPortTLS   = "61614"
 )
 
-// schemes maps every scheme Dial accepts, lower case, to its transport.
+// addrSchemes maps every scheme Dial accepts, lower case, to its transport.
 // stomp://, stomp+ssl:// and the +nio forms are how ActiveMQ users write
 // their broker's STOMP connectors.
-var schemes = map[string]string{
+var addrSchemes = map[string]string{
 	"tcp":           "tcp",
 	"stomp":         "tcp",
 	"stomp+nio":     "tcp",
@@ -42,7 +42,7 @@ var schemes = map[string]string{
 	"wss":           "wss",
 }
 
-const wantSchemes = "want tcp://, tls://, ssl://, stomp://, stomp+ssl://, ws:// or wss://, or host:port"
+const addrWantSchemes = "want tcp://, tls://, ssl://, stomp://, stomp+ssl://, ws:// or wss://, or host:port"
 
 // String names the endpoint for logs and errors: the scheme and address,
 // never the userinfo, and for ws/wss no query values (they may hold a
@@ -107,16 +107,16 @@ type addrParser struct {
 	n      int  // addresses in the list
 }
 
-// safe is an argument of errorf that is not made of the input.
-type safe string
+// safeArg is an argument of errorf that is not made of the input.
+type safeArg string
 
 // errorf returns "stomp: address <which>: <format>"; with secret, the
-// address is named by position and every arg but a safe one becomes "…".
+// address is named by position and every arg but a safeArg becomes "…".
 func (p addrParser) errorf(i int, piece, format string, args ...any) error {
 	which := strconv.Quote(piece)
 	if p.secret {
 		for j, a := range args {
-			if _, ok := a.(safe); !ok {
+			if _, ok := a.(safeArg); !ok {
 				args[j] = "…"
 			}
 		}
@@ -191,9 +191,9 @@ func (p addrParser) endpoint(i int, piece string) (endpoint, error) {
 		if strings.EqualFold(scheme, "failover") || strings.HasPrefix(strings.ToLower(piece), "failover:") {
 			return endpoint{}, p.errorf(i, piece, "failover: may only begin the whole address")
 		}
-		norm, known := schemes[strings.ToLower(scheme)]
+		norm, known := addrSchemes[strings.ToLower(scheme)]
 		if !known {
-			return endpoint{}, p.errorf(i, piece, "unknown scheme %q (%s)", scheme, safe(wantSchemes))
+			return endpoint{}, p.errorf(i, piece, "unknown scheme %q (%s)", scheme, safeArg(addrWantSchemes))
 		}
 		scheme = norm
 	} else {
@@ -201,7 +201,7 @@ func (p addrParser) endpoint(i int, piece string) (endpoint, error) {
 			return endpoint{}, p.errorf(i, piece, "failover: may only begin the whole address")
 		}
 		scheme, rest = "tcp", piece
-		if name, _, ok := strings.Cut(piece, ":"); ok && schemes[strings.ToLower(name)] != "" || strings.ContainsAny(piece, "/?#") {
+		if name, _, ok := strings.Cut(piece, ":"); ok && addrSchemes[strings.ToLower(name)] != "" || strings.ContainsAny(piece, "/?#") {
 			return endpoint{}, p.errorf(i, piece, "not host:port, nor a URL (its scheme is followed by ://)")
 		}
 		// An IPv6 address without brackets and without a port.
@@ -212,7 +212,7 @@ func (p addrParser) endpoint(i int, piece string) (endpoint, error) {
 	u, err := url.Parse(scheme + "://" + rest)
 	if err != nil {
 		// url's errors quote the whole URL, userinfo and all.
-		return endpoint{}, p.errorf(i, piece, "not a valid address (%s)", safe(wantSchemes))
+		return endpoint{}, p.errorf(i, piece, "not a valid address (%s)", safeArg(addrWantSchemes))
 	}
 	if u.Fragment != "" || strings.Contains(rest, "#") {
 		return endpoint{}, p.errorf(i, piece, "a fragment (#...) has no meaning here")
@@ -244,7 +244,7 @@ func (p addrParser) endpoint(i int, piece string) (endpoint, error) {
 	switch scheme {
 	case "tcp", "tls":
 		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery {
-			return endpoint{}, p.errorf(i, piece, "a %s:// address takes no path or query (only ws:// and wss:// do)", safe(scheme))
+			return endpoint{}, p.errorf(i, piece, "a %s:// address takes no path or query (only ws:// and wss:// do)", safeArg(scheme))
 		}
 		if port == "" {
 			port = defaultPortPlain

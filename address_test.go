@@ -247,7 +247,7 @@ func FuzzParseAddrs(f *testing.F) {
 				t.Fatalf("parseAddrs(%q): no endpoint and no error", in)
 			}
 			for _, ep := range eps {
-				if _, ok := schemes[ep.scheme]; !ok || ep.addr == "" {
+				if _, ok := addrSchemes[ep.scheme]; !ok || ep.addr == "" {
 					t.Fatalf("parseAddrs(%q): bad endpoint %+v", in, ep)
 				}
 				str := ep.String()
