@@ -201,7 +201,9 @@ func (p addrParser) endpoint(i int, piece string) (endpoint, error) {
 			return endpoint{}, p.errorf(i, piece, "failover: may only begin the whole address")
 		}
 		scheme, rest = "tcp", piece
-		if name, _, ok := strings.Cut(piece, ":"); ok && addrSchemes[strings.ToLower(name)] != "" || strings.ContainsAny(piece, "/?#") {
+		// tcp:host and the like: a scheme without its //. (A host named
+		// like a scheme, with a port, is fine: stomp:61613.)
+		if name, after, ok := strings.Cut(piece, ":"); ok && addrSchemes[strings.ToLower(name)] != "" && !allDigits(after) || strings.ContainsAny(piece, "/?#") {
 			return endpoint{}, p.errorf(i, piece, "not host:port, nor a URL (its scheme is followed by ://)")
 		}
 		// An IPv6 address without brackets and without a port.
@@ -280,4 +282,13 @@ func validHost(host string, bracketed bool) bool {
 		}
 	}
 	return host != ""
+}
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -30,6 +30,8 @@ func TestParseAddrs(t *testing.T) {
 		{"tcp://broker:061613", []endpoint{tcp("broker:61613")}, nil},
 		{"ws://broker:0080/ws", []endpoint{{scheme: "ws", addr: "ws://broker:80/ws"}}, nil},
 		{"tcp://my_broker.example-1", []endpoint{tcp("my_broker.example-1:61613")}, nil},
+		{"stomp:61613", []endpoint{tcp("stomp:61613")}, nil}, // a host named stomp
+		{"stomp", []endpoint{tcp("stomp:61613")}, nil},
 		{"tcp://[fe80::1%25eth0]:61613", []endpoint{tcp("[fe80::1%eth0]:61613")}, nil},
 		{"  tcp://broker:61613  ", []endpoint{tcp("broker:61613")}, nil},
 		{"stomp://broker:61613", []endpoint{tcp("broker:61613")}, nil},
