@@ -73,7 +73,7 @@ func TestAckAfterUnsubscribe(t *testing.T) {
 func TestAckAfterOverflow(t *testing.T) {
 	ctx, conn := brokerConn(t)
 
-	sub, err := conn.Subscribe(ctx, "/queue/overflow", stomp.WithAck(stomp.AckClientIndividual), stomp.WithBuffer(1))
+	sub, err := conn.Subscribe(ctx, "/queue/overflow", stomp.WithAck(stomp.AckClientIndividual), stomp.WithBuffer(1), stomp.WithPrefetch(10), stomp.WithOverflow(stomp.OverflowUnsubscribe))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,13 +20,17 @@ func TestConnectFrameBytes(t *testing.T) {
 		opts []Option
 		want string
 	}{
-		{"defaults", nil, stomptest.Wire("CONNECT", "", "accept-version", "1.0,1.1,1.2", "host", "/")},
+		{"defaults", nil, stomptest.Wire("CONNECT", "", "accept-version", "1.0,1.1,1.2", "host", "/",
+			"heart-beat", "10000,10000")},
 		{"everything", []Option{
 			WithLogin("guest", "pass:word"), WithHost("vhost"), WithVersions(V11, V12),
 			WithHeartBeat(1500*time.Millisecond, time.Second), WithConnectHeader("client-id", "a:b"),
 		}, stomptest.Wire("CONNECT", "", "accept-version", "1.1,1.2", "host", "vhost",
 			"login", "guest", "passcode", "pass:word", "heart-beat", "1500,1000", "client-id", "a:b")},
-		{"no host", []Option{WithHost("")}, stomptest.Wire("CONNECT", "", "accept-version", "1.0,1.1,1.2")},
+		{"no host", []Option{WithHost("")}, stomptest.Wire("CONNECT", "", "accept-version", "1.0,1.1,1.2",
+			"heart-beat", "10000,10000")},
+		{"no heart-beats", []Option{WithHeartBeat(0, 0)}, stomptest.Wire("CONNECT", "", "accept-version", "1.0,1.1,1.2",
+			"host", "/")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

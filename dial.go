@@ -9,13 +9,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
-	"time"
-	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/stompout/stomp/frame"
-	"github.com/stompout/stomp/internal/wsstream"
+	"github.com/stompout/stomp/internal/wire"
+	"github.com/stompout/stomp/reconnect"
 )
 
 // WebSocketSubprotocols are the subprotocols Dial offers on ws:// and
@@ -23,54 +21,109 @@ import (
 var WebSocketSubprotocols = []string{"v12.stomp", "v11.stomp", "v10.stomp"}
 
 // Dial opens a transport to addr and runs the STOMP handshake over it,
-// like Connect. addr is one of
+// like Connect, and returns a Conn that reconnects by itself (see
+// WithReconnect). addr is one URL or a failover list of them:
 //
-//	tcp://host:port        plain TCP (a bare host:port means the same; port 61613 by default)
-//	tls://host:port        TLS over TCP, configured by WithTLSConfig (ssl:// is the same; port 61614 by default)
+//	tcp://host:port        plain TCP (a bare host:port means the same; port 61613 by default; stomp:// too)
+//	tls://host:port        TLS over TCP, configured by WithTLSConfig (ssl:// and stomp+ssl:// too; port 61614 by default)
 //	ws://host:port/path    WebSocket, offering WebSocketSubprotocols
 //	wss://host:port/path   WebSocket over TLS
+//	tcp://a:61613,tcp://b:61613               failover: every address is tried in turn
+//	failover:(tcp://a:61613,tcp://b:61613)    the same, as ActiveMQ writes it (?randomize=true shuffles)
 //
-// e.g. "127.0.0.1:61613" or "ws://127.0.0.1:15674/ws" for RabbitMQ.
-// Dial blocks until CONNECTED arrives, the server refuses (a
-// *ConnectError), or ctx ends; ctx bounds only the dial and the handshake.
+// A URL may carry a login, tcp://user:pass@host:port, used when no
+// WithLogin is given; the passcode never appears in an error or a log.
+// Dial tries each address once, in order (or shuffled, WithShuffle), and
+// fails with the errors of all of them unless WithConnectRetry asks it to
+// go on by the reconnect policy. It blocks until CONNECTED arrives, the
+// server refuses (a *ConnectError), or ctx ends; ctx bounds only the dial
+// and the handshake.
 func Dial(ctx context.Context, addr string, opts ...Option) (*Conn, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	scheme, rest, ok := strings.Cut(addr, "://")
-	if !ok {
-		scheme, rest = "tcp", addr
-	}
-	var rw io.ReadWriteCloser
-	switch strings.ToLower(scheme) {
-	case "tcp":
-		var d net.Dialer
-		rw, err = d.DialContext(ctx, "tcp", hostPort(rest, "61613"))
-	case "tls", "ssl":
-		hp := hostPort(rest, "61614")
-		d := tls.Dialer{Config: tlsConfig(cfg.tlsConfig, hp)}
-		rw, err = d.DialContext(ctx, "tcp", hp)
-	case "ws", "wss":
-		rw, err = dialWebSocket(ctx, addr, cfg)
-	default:
-		return nil, fmt.Errorf("stomp: dial %q: unknown scheme %q (want tcp, tls, ssl, ws or wss)", addr, scheme)
-	}
+	eps, shuffle, err := parseAddrs(addr)
 	if err != nil {
-		return nil, fmt.Errorf("stomp: dial %s: %w", addr, err)
+		return nil, err
 	}
-	return connect(ctx, rw, cfg)
+	sh := cfg.shuffle
+	if shuffle != nil && !cfg.shuffleSet {
+		sh = *shuffle
+	}
+	c := newConn(cfg, &dialer{rot: reconnect.NewRotation(eps, sh)})
+	s, err := c.firstSession(ctx)
+	if err != nil {
+		c.abandon()
+		return nil, err
+	}
+	c.start(s)
+	return c, nil
 }
 
-// hostPort drops any path from rest and adds the default port.
-func hostPort(rest, port string) string {
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		rest = rest[:i]
+// dialer opens transports for a Conn: to Dial's addresses, or with
+// Connect's WithRedial function.
+type dialer struct {
+	rot    *reconnect.Rotation[endpoint]
+	redial func(ctx context.Context) (io.ReadWriteCloser, error)
+}
+
+// round tries every address once, in the rotation's order, and returns
+// the first session that connects, or the errors of all (a final one at
+// once: see isFinal).
+func (c *Conn) round(ctx context.Context) (*session, error) {
+	d := c.dialer
+	if d.redial != nil {
+		rw, err := d.redial(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("stomp: redial: %w", err)
+		}
+		return c.handshake(ctx, rw, endpoint{})
 	}
-	if _, _, err := net.SplitHostPort(rest); err != nil {
-		return net.JoinHostPort(strings.Trim(rest, "[]"), port)
+	var errs []error
+	for _, ep := range d.rot.Round() {
+		s, err := c.open(ctx, ep)
+		if err == nil {
+			return s, nil
+		}
+		c.log.Debug("stomp: connect failed", "addr", ep.String(), "err", err)
+		if ctx.Err() != nil || c.stop.Err() != nil || isFinal(err) {
+			return nil, err
+		}
+		errs = append(errs, err)
 	}
-	return rest
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	return nil, errors.Join(errs...)
+}
+
+// open dials ep and runs the handshake.
+func (c *Conn) open(ctx context.Context, ep endpoint) (*session, error) {
+	rw, err := c.dialEndpoint(ctx, ep)
+	if err != nil {
+		return nil, fmt.Errorf("stomp: dial %s: %w", ep, err)
+	}
+	return c.handshake(ctx, rw, ep)
+}
+
+func (c *Conn) dialEndpoint(ctx context.Context, ep endpoint) (io.ReadWriteCloser, error) {
+	cfg := c.cfg
+	// Close ends a dial in progress too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.stop, cancel)
+	defer stop()
+	switch ep.scheme {
+	case "tcp":
+		return cfg.netDialer().DialContext(ctx, "tcp", ep.addr)
+	case "tls":
+		d := tls.Dialer{NetDialer: cfg.netDialer(), Config: tlsConfig(cfg.tlsConfig, ep.addr)}
+		return d.DialContext(ctx, "tcp", ep.addr)
+	case "ws", "wss":
+		return dialWebSocket(ctx, ep.addr, cfg)
+	}
+	return nil, fmt.Errorf("unknown scheme %q", ep.scheme)
 }
 
 func tlsConfig(cfg *tls.Config, hp string) *tls.Config {
@@ -88,8 +141,12 @@ func tlsConfig(cfg *tls.Config, hp string) *tls.Config {
 
 func dialWebSocket(ctx context.Context, url string, cfg *config) (io.ReadWriteCloser, error) {
 	opts := &websocket.DialOptions{Subprotocols: WebSocketSubprotocols}
-	if cfg.tlsConfig != nil {
-		opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: cfg.tlsConfig.Clone()}}
+	if cfg.tlsConfig != nil || cfg.dialer != nil {
+		tr := &http.Transport{DialContext: cfg.netDialer().DialContext}
+		if cfg.tlsConfig != nil {
+			tr.TLSClientConfig = cfg.tlsConfig.Clone()
+		}
+		opts.HTTPClient = &http.Client{Transport: tr}
 	}
 	c, resp, err := websocket.Dial(ctx, url, opts)
 	if err != nil {
@@ -99,7 +156,11 @@ func dialWebSocket(ctx context.Context, url string, cfg *config) (io.ReadWriteCl
 		resp.Body.Close()
 	}
 	c.SetReadLimit(wsReadLimit(cfg.limits))
-	return newWSConn(c), nil
+	var remote net.Addr
+	if host, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(url, "ws://"), "wss://"), "/"); ok || host != "" {
+		remote, _ = net.ResolveTCPAddr("tcp", host)
+	}
+	return wire.NewWS(c, remote), nil
 }
 
 // wsReadLimit bounds one WebSocket message by the frame limit, plus room
@@ -114,60 +175,11 @@ func wsReadLimit(l frame.Limits) int64 {
 	return int64(l.MaxFrameSize) + 64<<10
 }
 
-// wsConn is a byte stream over a WebSocket: STOMP frames in text messages
-// (binary ones when the bytes are not UTF-8, as bodies may not be), read
-// across message boundaries. Read is used by the reader goroutine only,
-// Write by the writer goroutine only.
-type wsConn struct {
-	*wsstream.Reader
-	c *websocket.Conn
-
-	mu       sync.Mutex
-	deadline time.Time // for the next Write
-}
-
-func newWSConn(c *websocket.Conn) *wsConn {
-	return &wsConn{Reader: wsstream.NewReader(context.Background(), c), c: c}
-}
-
-// Write sends p as one WebSocket message: text when p is valid UTF-8,
-// binary otherwise.
-func (w *wsConn) Write(p []byte) (int, error) {
-	ctx := context.Background()
-	w.mu.Lock()
-	d := w.deadline
-	w.mu.Unlock()
-	if !d.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d)
-		defer cancel()
+// display is the endpoint for State and logs: String, or "" for the zero
+// endpoint of Connect's transports.
+func (e endpoint) display() string {
+	if e.scheme == "" {
+		return ""
 	}
-	typ := websocket.MessageText
-	if !utf8.Valid(p) {
-		typ = websocket.MessageBinary
-	}
-	if err := w.c.Write(ctx, typ, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// SetWriteDeadline bounds the following Writes; a Write past it fails
-// and closes the WebSocket.
-func (w *wsConn) SetWriteDeadline(t time.Time) error {
-	w.mu.Lock()
-	w.deadline = t
-	w.mu.Unlock()
-	return nil
-}
-
-// Close closes the WebSocket at once. By the time the STOMP connection
-// closes its transport, DISCONNECT has been answered (or given up on), so
-// no close handshake is waited for.
-func (w *wsConn) Close() error {
-	err := w.c.CloseNow()
-	if errors.Is(err, net.ErrClosed) {
-		return nil
-	}
-	return err
+	return e.String()
 }

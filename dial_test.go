@@ -18,23 +18,9 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/stompout/stomp/internal/stomptest"
+	"github.com/stompout/stomp/internal/wire"
+	"github.com/stompout/stomp/reconnect"
 )
-
-func TestHostPort(t *testing.T) {
-	noLeaks(t)
-	for in, want := range map[string]string{
-		"h:1":        "h:1",
-		"h":          "h:61613",
-		"h:1/path":   "h:1",
-		"[::1]":      "[::1]:61613",
-		"[::1]:7":    "[::1]:7",
-		"127.0.0.1/": "127.0.0.1:61613",
-	} {
-		if got := hostPort(in, "61613"); got != want {
-			t.Errorf("hostPort(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
 
 func TestDialBadAddress(t *testing.T) {
 	noLeaks(t)
@@ -164,13 +150,19 @@ func TestDialTLS(t *testing.T) {
 
 // wsServerConn is the server end of a WebSocket as a net.Conn for a Peer.
 type wsServerConn struct {
-	*wsConn
+	*wire.WS
 	net.Conn // from websocket.NetConn: addresses and deadlines
 }
 
-func (c wsServerConn) Read(p []byte) (int, error)  { return c.wsConn.Read(p) }
-func (c wsServerConn) Write(p []byte) (int, error) { return c.wsConn.Write(p) }
-func (c wsServerConn) Close() error                { return c.wsConn.Close() }
+func (c wsServerConn) Read(p []byte) (int, error) { return c.WS.Read(p) }
+
+// Write sends p as one message: the Peer writes a frame at a time.
+func (c wsServerConn) Write(p []byte) (int, error) {
+	c.WS.Write(p)
+	return len(p), c.WS.EndMessage()
+}
+func (c wsServerConn) Close() error         { return c.WS.Close() }
+func (c wsServerConn) RemoteAddr() net.Addr { return c.Conn.RemoteAddr() }
 func (c wsServerConn) SetWriteDeadline(time.Time) error {
 	return nil
 }
@@ -187,7 +179,7 @@ func wsServer(t *testing.T, tlsServer bool) (*httptest.Server, <-chan *stomptest
 			t.Errorf("subprotocol %q", ws.Subprotocol())
 		}
 		nc := websocket.NetConn(context.Background(), ws, websocket.MessageText)
-		peers <- stomptest.New(t, wsServerConn{newWSConn(ws), nc})
+		peers <- stomptest.New(t, wsServerConn{wire.NewWS(ws, nil), nc})
 	})
 	var srv *httptest.Server
 	if tlsServer {
@@ -235,7 +227,7 @@ func TestWebSocketServerCloses(t *testing.T) {
 	srv, peers := wsServer(t, false)
 	done := make(chan *Conn, 1)
 	go func() {
-		c, err := Dial(ctxT(t), "ws"+strings.TrimPrefix(srv.URL, "http"))
+		c, err := Dial(ctxT(t), "ws"+strings.TrimPrefix(srv.URL, "http"), WithReconnect(reconnect.Never()))
 		if err != nil {
 			t.Error(err)
 		}
@@ -248,7 +240,7 @@ func TestWebSocketServerCloses(t *testing.T) {
 		t.FailNow()
 	}
 	defer c.Close()
-	p.Conn.(wsServerConn).wsConn.c.Close(websocket.StatusNormalClosure, "bye")
+	p.Conn.(wsServerConn).WS.Close()
 	<-c.Done()
 	if c.Err() == nil || !strings.Contains(c.Err().Error(), "closed by the server") {
 		t.Fatalf("Err = %v", c.Err())

@@ -42,11 +42,54 @@ var (
 	ErrSubscriptionEnded = errors.New("stomp: ack or nack of a message whose subscription has ended")
 	// ErrTxDone: a call on a transaction that was committed or aborted.
 	ErrTxDone = errors.New("stomp: transaction already committed or aborted")
+	// ErrConnectionLost: the transport a frame was written on was lost
+	// before the server's answer came, so the outcome is unknown: a
+	// receipt that had not arrived resolves with an error matching it,
+	// never with success, and so does a call whose frame was being
+	// written. The Conn reconnects (unless it may not); errors.As finds
+	// the cause (a *ServerError, a *HeartBeatError, ...).
+	ErrConnectionLost = errors.New("stomp: connection lost")
+	// ErrStaleMessage: Ack or Nack of a message delivered on a transport
+	// that has since been lost. Nothing is sent: the broker took the
+	// message back when the transport ended, and redelivers it.
+	ErrStaleMessage = errors.New("stomp: ack or nack of a message delivered on a lost connection")
+	// ErrTxAborted: the transaction was aborted by the server because
+	// the transport it was begun on was lost; the error also matches
+	// ErrConnectionLost.
+	ErrTxAborted = errors.New("stomp: transaction aborted")
+	// ErrNotConnected: a call during an outage on a Conn made with
+	// WithOutageWait(false).
+	ErrNotConnected = errors.New("stomp: not connected (reconnecting)")
 )
 
-// ServerError is an ERROR frame from the server. The connection ends with
-// it: Conn.Err returns it, pending receipts resolve with it (the one it
-// names in ReceiptID included) and subscriptions end with it.
+// lostError is the end of a session that the client did not ask for. It
+// matches ErrConnectionLost and unwraps to its cause.
+type lostError struct{ cause error }
+
+func (e *lostError) Error() string {
+	if e.cause == nil {
+		return ErrConnectionLost.Error()
+	}
+	return ErrConnectionLost.Error() + ": " + e.cause.Error()
+}
+
+func (e *lostError) Is(target error) bool { return target == ErrConnectionLost }
+func (e *lostError) Unwrap() error        { return e.cause }
+
+// lost wraps cause so that it matches ErrConnectionLost (once).
+func lost(cause error) error {
+	if errors.Is(cause, ErrConnectionLost) {
+		return cause
+	}
+	return &lostError{cause}
+}
+
+// ServerError is an ERROR frame from the server. The transport ends with
+// it (except for the ERROR frames the Conn ignores, see
+// Conn.IgnoredErrors): pending receipts resolve with an error matching
+// ErrConnectionLost that unwraps to it (the one it names in ReceiptID
+// included), and the Conn reconnects; if it may not, Conn.Err returns it
+// and subscriptions end with it.
 type ServerError struct {
 	Message   string       // the message header: a short description
 	Body      []byte       // the body, often a longer description (owned by the error)

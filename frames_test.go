@@ -58,7 +58,9 @@ func TestFrameBytes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p.ExpectBytes(w("SUBSCRIBE", "", "destination", "/queue/b", "id", "sub-2", "ack", "client-individual"))
+			// A client mode advertises the channel's capacity as the prefetch.
+			p.ExpectBytes(w("SUBSCRIBE", "", "destination", "/queue/b", "id", "sub-2", "ack", "client-individual",
+				"prefetch-count", "256", "activemq.prefetchSize", "256"))
 
 			// MESSAGE -> Ack / Nack per version.
 			p.Send("MESSAGE", "body", "subscription", "mine", "destination", "/queue/a",

@@ -56,7 +56,8 @@ func FuzzCallsAndFrames(f *testing.F) {
 			case 0:
 				var r *Receipt
 				s, err := c.Subscribe(context.Background(), "/q", WithBuffer(int(arg%3)+1),
-					WithAck([]AckMode{AckAuto, AckClient, AckClientIndividual}[arg%3]), WithReceipt(&r))
+					WithAck([]AckMode{AckAuto, AckClient, AckClientIndividual}[arg%3]), WithReceipt(&r),
+					WithOverflow(Overflow(arg/3%3)))
 				keep(r)
 				if err == nil {
 					subs = append(subs, s)

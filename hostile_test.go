@@ -286,7 +286,7 @@ func TestDropsAreLogged(t *testing.T) {
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c, p := connectPeer(t, V12, []Option{WithLogger(logger), WithUnroutedBuffer(1), WithLogin("u", "secret")})
-	sub, _ := c.Subscribe(ctxT(t), "/q", WithBuffer(1))
+	sub, _ := c.Subscribe(ctxT(t), "/q", WithBuffer(1), WithOverflow(OverflowUnsubscribe))
 	p.Expect("SUBSCRIBE")
 	for i := range 3 {
 		p.Send("MESSAGE", "x", "subscription", sub.ID(), "destination", "/q", "message-id", fmt.Sprint("m", i))

@@ -23,6 +23,7 @@ type Message struct {
 	mode AckMode       // the subscription's ack mode; "" when unknown (unrouted)
 	sub  *Subscription // the subscription it came for, live or ended; nil if never made here
 	conn *Conn
+	sess *session // the session that delivered it: its ack ids mean nothing to another
 }
 
 // Ack acknowledges the message, with the headers the negotiated version
@@ -30,9 +31,11 @@ type Message struct {
 // MESSAGE's ack header, in 1.2. In AckClient mode it also acknowledges
 // every earlier message of the subscription. It returns ErrAutoAck for a
 // message of an AckAuto subscription, ErrNotAckable for one without the
-// needed header, and ErrSubscriptionEnded, sending nothing, once the
+// needed header, ErrSubscriptionEnded, sending nothing, once the
 // message's subscription was ended by Unsubscribe or an overflow (the
-// broker redelivers the message). It blocks until the ACK is flushed, or ctx ends (see
+// broker redelivers the message), and ErrStaleMessage, sending nothing,
+// for a message delivered on a transport that has since been lost (the
+// broker has taken it back and redelivers it). It blocks until the ACK is flushed, or ctx ends (see
 // Conn.Send for what is sent then); WithReceipt asks the server to
 // confirm.
 func (m Message) Ack(ctx context.Context, opts ...CallOption) error {
@@ -56,7 +59,14 @@ func (c *Conn) ackFrame(ctx context.Context, cmd string, tx *Tx, m Message, opts
 	if c == nil || m.ack == "" {
 		return settleOpts(opts, ErrNotAckable)
 	}
-	if cmd == frame.CmdNack && c.version == V10 {
+	if m.sess != nil && m.sess != c.current() {
+		return settleOpts(opts, ErrStaleMessage)
+	}
+	v := c.Version()
+	if m.sess != nil {
+		v = m.sess.version
+	}
+	if cmd == frame.CmdNack && v == V10 {
 		return settleOpts(opts, ErrNackUnsupported)
 	}
 	req := c.newRequest(cmd)
@@ -66,8 +76,9 @@ func (c *Conn) ackFrame(ctx context.Context, cmd string, tx *Tx, m Message, opts
 		freeRequest(req)
 		return err
 	}
+	req.bound = m.sess
 	h := &req.f.Header
-	switch c.version {
+	switch v {
 	case V10:
 		h.Add(frame.HdrMessageID, m.ack)
 	case V11:

@@ -1,19 +1,23 @@
 package stomp
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net"
 	"time"
 
 	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/reconnect"
 )
 
 // Defaults of the connection options.
 const (
-	// DefaultSubscriptionBuffer is the number of messages a subscription
-	// holds for its reader before the overflow policy applies (see
+	// DefaultSubscriptionBuffer is the capacity of a subscription's
+	// channel; messages beyond it wait in the subscription's backlog (see
 	// Subscription).
 	DefaultSubscriptionBuffer = 256
 	// DefaultUnroutedBuffer is the size of the Unrouted channel.
@@ -27,8 +31,18 @@ const (
 	// Classic sends its first heart-beat two full intervals after
 	// CONNECTED (measured on 5.17.2), then one every interval.
 	DefaultHeartBeatTolerance = 2.5
-	// writeQueue is the capacity of the writer's queue of pending frames.
-	writeQueue = 256
+	// DefaultHeartBeat is the heart-beat interval asked for in both
+	// directions unless WithHeartBeat says otherwise: often enough to find
+	// a half-open connection behind a NAT or a load balancer within a
+	// minute, rarely enough to cost nothing.
+	DefaultHeartBeat = 10 * time.Second
+	// DefaultReceiveBuffer is the budget, in bytes, of the messages a Conn
+	// holds for the application beyond its subscription channels, before
+	// its reader waits (see Subscription).
+	DefaultReceiveBuffer = 64 << 20
+	// DefaultOutageQueue is how many frames may wait for the writer,
+	// during an outage included, before calls block.
+	DefaultOutageQueue = 256
 )
 
 // Option configures a connection; pass options to Dial or Connect. Options
@@ -51,6 +65,16 @@ type config struct {
 	tlsConfig       *tls.Config
 	subBuffer       int
 	unroutedBuffer  int
+	recvBuffer      int64
+	outageQueue     int
+	outageWait      bool
+	policy          reconnect.Policy
+	connectRetry    bool
+	shuffle         bool
+	shuffleSet      bool
+	redial          func(context.Context) (io.ReadWriteCloser, error)
+	dialer          *net.Dialer
+	onState         func(StateChange)
 	err             error // the first invalid option
 }
 
@@ -58,9 +82,15 @@ func newConfig(opts []Option) (*config, error) {
 	c := &config{
 		host:           DefaultHost,
 		versions:       []Version{V10, V11, V12},
+		hbSend:         DefaultHeartBeat,
+		hbRecv:         DefaultHeartBeat,
 		hbTolerance:    DefaultHeartBeatTolerance,
 		subBuffer:      DefaultSubscriptionBuffer,
 		unroutedBuffer: DefaultUnroutedBuffer,
+		recvBuffer:     DefaultReceiveBuffer,
+		outageQueue:    DefaultOutageQueue,
+		outageWait:     true,
+		policy:         reconnect.Default(),
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -74,6 +104,14 @@ func newConfig(opts []Option) (*config, error) {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
+}
+
+// netDialer is the dialer of TCP connections (WithDialer, or a zero one).
+func (c *config) netDialer() *net.Dialer {
+	if c.dialer != nil {
+		return c.dialer
+	}
+	return &net.Dialer{}
 }
 
 func (c *config) fail(format string, args ...any) {
@@ -114,9 +152,10 @@ func WithVersions(vs ...Version) Option {
 
 // WithHeartBeat sets the heart-beat header of CONNECT: send is how often the
 // client can send heart-beats, recv how often it wants them from the
-// server; 0 means none (the default for both). The intervals in force are
-// negotiated with the server's CONNECTED (see Conn.HeartBeat). Durations
-// are rounded up to whole milliseconds.
+// server; 0 means none. The default is DefaultHeartBeat both ways. The
+// intervals in force are negotiated with the server's CONNECTED (see
+// Conn.HeartBeat); a server that offers none gets none. Durations are
+// rounded up to whole milliseconds.
 func WithHeartBeat(send, recv time.Duration) Option {
 	return func(c *config) {
 		if send < 0 || recv < 0 {
@@ -206,6 +245,96 @@ func WithUnroutedBuffer(n int) Option {
 	}
 }
 
+// WithReconnect sets the policy by which a Conn connects again when its
+// transport is lost (reconnect.Default(): exponential backoff with jitter,
+// forever); reconnect.Never() turns reconnecting off, so that the Conn
+// ends with its first transport. Dial reconnects by default; Connect only
+// with WithRedial too.
+func WithReconnect(p reconnect.Policy) Option { return func(c *config) { c.policy = p } }
+
+// WithConnectRetry makes Dial go on trying by the reconnect policy when
+// the first round of connection attempts fails, until one succeeds, the
+// policy gives up, a login is refused, or Dial's ctx ends. Off by default:
+// a wrong address should fail fast at start-up.
+func WithConnectRetry(on bool) Option { return func(c *config) { c.connectRetry = on } }
+
+// WithShuffle makes every round of connection attempts try the addresses
+// of a failover list in a new random order, which spreads a fleet of
+// clients over the brokers of a cluster. Off by default (in the order
+// given, so the first address is preferred), unless the failover URL says
+// ?randomize=true.
+func WithShuffle(on bool) Option {
+	return func(c *config) { c.shuffle, c.shuffleSet = on, true }
+}
+
+// WithRedial gives a Conn made by Connect a way to open a new transport,
+// so that it can reconnect: f is called for each attempt, with a ctx that
+// Close cancels.
+func WithRedial(f func(ctx context.Context) (io.ReadWriteCloser, error)) Option {
+	return func(c *config) {
+		if f == nil {
+			c.fail("WithRedial(nil)")
+			return
+		}
+		c.redial = f
+	}
+}
+
+// WithDialer sets the dialer Dial uses for TCP, TLS and WebSocket
+// connections (timeouts, keep-alive, local address, a Control hook).
+func WithDialer(d *net.Dialer) Option {
+	return func(c *config) {
+		if d == nil {
+			c.fail("WithDialer(nil)")
+			return
+		}
+		c.dialer = d
+	}
+}
+
+// WithOutageWait says what calls do while the Conn is reconnecting: wait
+// for the next transport, bounded by their ctx (true, the default), or
+// fail at once with ErrNotConnected (false). Either way at most
+// WithOutageQueue frames wait.
+func WithOutageWait(wait bool) Option { return func(c *config) { c.outageWait = wait } }
+
+// WithOutageQueue bounds how many frames may wait for the writer, during
+// an outage included (DefaultOutageQueue); calls past it block, bounded by
+// their ctx. It must be at least 1.
+func WithOutageQueue(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("outage queue %d < 1", n)
+			return
+		}
+		c.outageQueue = n
+	}
+}
+
+// WithReceiveBuffer sets the budget, in bytes, of the messages a Conn
+// holds for the application beyond its subscription channels
+// (DefaultReceiveBuffer). Past it the reader waits for the application and
+// the transport pushes back on the broker (see Subscription). It must be
+// at least 1.
+func WithReceiveBuffer(bytes int64) Option {
+	return func(c *config) {
+		if bytes < 1 {
+			c.fail("receive buffer %d < 1", bytes)
+			return
+		}
+		c.recvBuffer = bytes
+	}
+}
+
+// WithStateListener calls f with every state change of the Conn
+// (connected, lost, reconnecting, closed; see StateChange), in order, on a
+// goroutine of the Conn's own, off its locks: a slow f never holds up the
+// client (consecutive reconnect attempts it has not yet seen are folded
+// into the latest). Close waits for the f in progress to return.
+func WithStateListener(f func(StateChange)) Option {
+	return func(c *config) { c.onState = f }
+}
+
 // CallOption configures one frame sent by a call: Send, Subscribe,
 // Unsubscribe, Ack, Nack, Begin, Commit, Abort and the Tx methods all take
 // them. An option that makes no sense for a frame (WithAck on Send, say) is
@@ -221,6 +350,7 @@ type callConfig struct {
 	id            string
 	buffer        int
 	prefetch      int
+	overflow      Overflow
 	err           error
 }
 
@@ -326,6 +456,40 @@ func WithPrefetch(n int) CallOption {
 			return
 		}
 		cc.prefetch = n
+	}
+}
+
+// Overflow is what a subscription does when its channel is full and a
+// message arrives (see Subscription).
+type Overflow int
+
+// The overflow policies of WithOverflow.
+const (
+	// OverflowBlock, the default, loses nothing: the message waits in the
+	// subscription's backlog, and past the Conn's receive budget the reader
+	// waits for the application (backpressure on the broker).
+	OverflowBlock Overflow = iota
+	// OverflowUnsubscribe ends the subscription with ErrSlowConsumer: the
+	// client sends UNSUBSCRIBE and closes the channel (what is in it stays
+	// readable); the message that did not fit, and any the server sends
+	// before it handles the UNSUBSCRIBE, go to Conn.Unrouted. Nothing
+	// waits on the application.
+	OverflowUnsubscribe
+	// OverflowDrop drops the message, logs it at warn level and counts it
+	// (Subscription.Dropped). In AckAuto mode the message is lost: opt in
+	// only for data where the latest matters more than every one.
+	OverflowDrop
+)
+
+// WithOverflow sets what a subscription does when its channel is full
+// (OverflowBlock by default).
+func WithOverflow(o Overflow) CallOption {
+	return func(cc *callConfig) {
+		if o < OverflowBlock || o > OverflowDrop {
+			cc.fail("unknown overflow policy %d", o)
+			return
+		}
+		cc.overflow = o
 	}
 }
 

@@ -20,7 +20,7 @@ func TestSlowSubscriptionDoesNotWedge(t *testing.T) {
 	noLeaks(t)
 	c, p := connectPeer(t, V12, nil)
 	ctx := ctxT(t)
-	slow, _ := c.Subscribe(ctx, "/queue/slow", WithBuffer(2), WithAck(AckClientIndividual))
+	slow, _ := c.Subscribe(ctx, "/queue/slow", WithBuffer(2), WithAck(AckClientIndividual), WithOverflow(OverflowUnsubscribe))
 	fast, _ := c.Subscribe(ctx, "/queue/fast")
 	p.Expect("SUBSCRIBE")
 	p.Expect("SUBSCRIBE")
@@ -351,7 +351,7 @@ func TestUnsubscribeConcurrentAndCancelled(t *testing.T) {
 		client, server := net.Pipe()
 		t.Cleanup(func() { server.Close() })
 		c := rawConnect(t, client, server)
-		done := async(func() error { _, err := c.Subscribe(ctxT(t), "/q", WithBuffer(1)); return err })
+		done := async(func() error { _, err := c.Subscribe(ctxT(t), "/q", WithBuffer(1), WithOverflow(OverflowUnsubscribe)); return err })
 		readRaw(t, server)
 		if err := waitErr(t, done); err != nil {
 			t.Fatal(err)
@@ -434,7 +434,7 @@ func TestResubscribeAfterOverflow(t *testing.T) {
 	logger := slog.New(slowHandler{slog.DiscardHandler})
 	c, p := connectPeer(t, V12, []Option{WithLogger(logger)})
 	ctx := ctxT(t)
-	sub, err := c.Subscribe(ctx, "/q", WithID("x"), WithBuffer(1))
+	sub, err := c.Subscribe(ctx, "/q", WithID("x"), WithBuffer(1), WithOverflow(OverflowUnsubscribe))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -12,46 +13,55 @@ import (
 )
 
 // Subscription is one SUBSCRIBE: a channel of messages to range over, from
-// as many goroutines as you like, until it is closed.
+// as many goroutines as you like, until it is closed. It outlives the
+// transports of its Conn: after a reconnect the client subscribes again
+// with the same id, destination and headers, and the channel stays open
+// (a range loop only sees a pause).
 //
 // The channel is closed when the subscription ends: after Unsubscribe,
-// when the connection ends, or on overflow. Err then says why. Messages
-// already buffered stay readable after the close.
+// when the Conn ends, or on overflow under the OverflowUnsubscribe policy.
+// Err then says why. Messages already in the channel stay readable after
+// the close.
 //
-// Overflow policy. The reader goroutine never waits for a subscription:
-// each has a buffer (WithBuffer, WithSubscriptionBuffer). When a message
-// arrives and the buffer is full, the subscription ends with
-// ErrSlowConsumer: the client sends UNSUBSCRIBE, closes the channel (what
-// is buffered can still be read) and Err reports ErrSlowConsumer. The
-// message that did not fit, and any that the server sends for the
-// subscription before it handles the UNSUBSCRIBE, go to Conn.Unrouted,
-// where they can still be read (Ack and Nack return ErrSubscriptionEnded:
-// the broker redelivers them). Only if Unrouted is full
-// too is a message dropped, and then it is logged at warn level and
-// counted (Conn.UnroutedDropped); in the client ack modes the broker
-// still holds it unacknowledged and redelivers it when the connection
-// ends. Other subscriptions, receipts and heart-beats
-// are not affected. For backpressure instead, subscribe with AckClient or
-// AckClientIndividual and WithPrefetch(n) with n no larger than the
-// buffer: the broker then never has more than n unacknowledged messages in
-// flight, and the buffer cannot overflow.
+// Flow control. The reader goroutine hands each message to the channel
+// (of WithBuffer capacity) without waiting; when the channel is full the
+// message waits in the subscription's backlog, handed on in order as the
+// application takes messages, so that one slow subscription does not hold
+// up the others, receipts or heart-beats. The backlogs of a Conn are
+// bounded in bytes together (WithReceiveBuffer); past that, the reader
+// waits for the application, and the transport pushes back on the broker:
+// nothing is dropped, whatever the backlog (the default policy,
+// OverflowBlock). The price of backpressure: one subscription nobody reads
+// holds up the others on the same Conn once the budget is spent. For hard
+// isolation, subscribe in a client ack mode (the broker then sends at
+// most the prefetch, by default the channel's capacity) or use separate
+// connections. WithOverflow chooses another policy per subscription.
 //
 // A Subscription remembers its destination, id and SUBSCRIBE headers.
 type Subscription struct {
-	conn   *Conn
-	id     string
-	dest   string
-	ack    AckMode
-	header frame.Header // the SUBSCRIBE headers as sent, receipt excluded; read-only
-	seq    uint64
+	conn     *Conn
+	id       string
+	dest     string
+	ack      AckMode
+	header   frame.Header // the SUBSCRIBE headers as sent, receipt excluded; read-only
+	seq      uint64
+	overflow Overflow
 
-	ch            chan Message  // sent to by the reader goroutine under mu; closed by end under mu, or by deliver
+	// on is the session whose writer last wrote the SUBSCRIBE; owned by
+	// the writer goroutines (one session at a time), which subscribe
+	// again on a new session the subscriptions that were on an earlier one.
+	on *session
+
+	ch            chan Message  // sent to by the reader (or the pump) under mu; closed under mu
 	unsubscribing atomic.Bool   // an UNSUBSCRIBE is queued or sent
 	unsubMu       chan struct{} // capacity 1: held by the Unsubscribe in progress
+	dropped       atomic.Uint64 // OverflowDrop: messages dropped
 
-	mu    sync.Mutex // guards ended, err and sends on ch
-	ended bool
-	err   error
+	mu      sync.Mutex // guards the fields below and sends on ch
+	ended   bool
+	err     error
+	backlog []Message // waiting for room in ch, oldest first
+	pumping bool      // a pump goroutine is handing the backlog on
 }
 
 // Subscribe sends SUBSCRIBE for dest and returns the subscription once the
@@ -78,13 +88,18 @@ func (c *Conn) Subscribe(ctx context.Context, dest string, opts ...CallOption) (
 	if n == 0 {
 		n = c.cfg.subBuffer
 	}
+	prefetch := cc.prefetch
+	if prefetch == 0 && ack != AckAuto {
+		// The broker never sends more than the channel holds.
+		prefetch = n
+	}
 	req := c.newRequest(frame.CmdSubscribe)
 	h := &req.f.Header
 	h.Add(frame.HdrDestination, dest)
 	h.Add(frame.HdrID, id)
 	h.Add(frame.HdrAck, string(ack))
-	if cc.prefetch > 0 {
-		p := fmt.Sprint(cc.prefetch)
+	if prefetch > 0 {
+		p := strconv.Itoa(prefetch)
 		h.Add("prefetch-count", p)
 		h.Add("activemq.prefetchSize", p)
 	}
@@ -98,8 +113,10 @@ func (c *Conn) Subscribe(ctx context.Context, dest string, opts ...CallOption) (
 		seq:    c.seq.Add(1),
 		ch:     make(chan Message, n),
 
-		unsubMu: make(chan struct{}, 1),
+		overflow: cc.overflow,
+		unsubMu:  make(chan struct{}, 1),
 	}
+	req.sub = s
 	// Registered before the frame goes out: the first MESSAGE may follow
 	// the SUBSCRIBE at once.
 	if err := c.addSub(s); err != nil {
@@ -107,6 +124,11 @@ func (c *Conn) Subscribe(ctx context.Context, dest string, opts ...CallOption) (
 		return nil, cc.settle(err)
 	}
 	if pending, err := c.doPending(ctx, req, &cc); err != nil {
+		if errors.Is(err, ErrConnectionLost) && c.willReconnect() {
+			// Written on a session that was lost: the subscription is
+			// made again on the next one.
+			return s, nil
+		}
 		c.removeSub(s)
 		s.end(err)
 		if pending && s.unsubscribing.CompareAndSwap(false, true) {
@@ -229,6 +251,7 @@ func (s *Subscription) Unsubscribe(ctx context.Context, opts ...CallOption) erro
 	}
 	c := s.conn
 	req := c.newRequest(frame.CmdUnsubscribe)
+	req.sub = s
 	req.f.Header.Add(frame.HdrID, s.id)
 	addHeaders(&req.f.Header, cc.headers)
 	pending, err := c.doPending(ctx, req, &cc)
@@ -260,7 +283,8 @@ func (s *Subscription) endedHere() bool {
 	return s.ended && (s.err == nil || s.err == ErrSlowConsumer)
 }
 
-// end closes the channel once, recording why.
+// end ends the subscription once, recording why: the channel is closed
+// now, or by the pump once the backlog is handed on.
 func (s *Subscription) end(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -268,36 +292,121 @@ func (s *Subscription) end(err error) {
 		return
 	}
 	s.ended, s.err = true, err
-	close(s.ch)
+	if !s.pumping {
+		close(s.ch)
+	}
 }
 
 // deliver is called by the reader goroutine; it never blocks. It reports
 // false when the message must go to Unrouted instead: the subscription has
-// ended, or has just overflowed.
+// ended, or has just overflowed (OverflowUnsubscribe).
 func (s *Subscription) deliver(m Message) bool {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
 		return false
 	}
-	select {
-	case s.ch <- m:
-		s.mu.Unlock()
-		return true
-	default:
+	if len(s.backlog) == 0 {
+		select {
+		case s.ch <- m:
+			s.mu.Unlock()
+			return true
+		default:
+		}
 	}
-	s.ended, s.err = true, ErrSlowConsumer // end is a no-op from here: the close is ours
+	switch s.overflow {
+	case OverflowDrop:
+		s.mu.Unlock()
+		n := s.dropped.Add(1)
+		s.conn.log.Warn("stomp: subscription buffer full: message dropped (OverflowDrop)",
+			"subscription", s.id, "destination", s.dest, "message-id", m.ID, "dropped", n)
+		return true
+	case OverflowUnsubscribe:
+		s.ended, s.err = true, ErrSlowConsumer // end is a no-op from here: the close is ours
+		s.mu.Unlock()
+		s.overflowed()
+		return false
+	}
+	s.backlog = append(s.backlog, m)
+	s.conn.recv.add(m.size())
+	if !s.pumping {
+		s.pumping = true
+		s.conn.wg.Go(s.pump)
+	}
 	s.mu.Unlock()
+	return true
+}
 
-	// Queue the UNSUBSCRIBE and free the id before the close tells the
-	// user: a new SUBSCRIBE with the same id then follows the UNSUBSCRIBE.
+// pump hands the backlog on to the channel, in order, as the application
+// takes messages, and returns once it is empty; it closes the channel if
+// the subscription has ended meanwhile. When the Conn finishes, what is
+// left is dropped (in the client ack modes the broker redelivers it).
+func (s *Subscription) pump() {
+	c := s.conn
+	for {
+		s.mu.Lock()
+		if len(s.backlog) == 0 {
+			s.pumping = false
+			s.backlog = nil
+			if s.ended {
+				close(s.ch)
+			}
+			s.mu.Unlock()
+			return
+		}
+		m := s.backlog[0]
+		s.mu.Unlock()
+		select {
+		case s.ch <- m: // only the pump sends while the backlog is not empty
+		case <-c.stop.Done():
+			s.mu.Lock()
+			var n int64
+			for _, m := range s.backlog {
+				n += m.size()
+			}
+			clear(s.backlog)
+			s.backlog = nil
+			s.pumping = false
+			if !s.ended {
+				s.ended, s.err = true, ErrClosed
+			}
+			close(s.ch)
+			s.mu.Unlock()
+			c.recv.release(n)
+			return
+		}
+		s.mu.Lock()
+		s.backlog[0] = Message{}
+		s.backlog = s.backlog[1:]
+		s.mu.Unlock()
+		c.recv.release(m.size())
+	}
+}
+
+// overflowed ends a subscription whose channel was full under the
+// OverflowUnsubscribe policy: it queues the UNSUBSCRIBE and frees the id
+// before the close tells the user, so that a new SUBSCRIBE with the same
+// id follows the UNSUBSCRIBE.
+func (s *Subscription) overflowed() {
 	c := s.conn
 	if s.unsubscribing.CompareAndSwap(false, true) { // else Unsubscribe is sending one
 		c.queueCtrl(frame.New(frame.CmdUnsubscribe, frame.HdrID, s.id))
 	}
 	c.removeSub(s)
+	s.mu.Lock()
 	close(s.ch) // the reader is the only sender, and ended keeps it away
-	c.log.Warn("stomp: slow consumer: subscription buffer full, unsubscribing",
+	s.mu.Unlock()
+	c.log.Warn("stomp: slow consumer: subscription buffer full, unsubscribing (OverflowUnsubscribe)",
 		"subscription", s.id, "destination", s.dest, "buffer", cap(s.ch))
-	return false
+}
+
+// Dropped returns how many messages the OverflowDrop policy has dropped.
+func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
+
+// Backlog returns how many messages wait in the subscription's backlog for
+// room in its channel (beyond the len(C()) in the channel itself).
+func (s *Subscription) Backlog() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.backlog)
 }

@@ -11,15 +11,24 @@ import (
 
 // Tx is a STOMP transaction: the SEND, ACK and NACK frames sent through it
 // take effect together on Commit, or not at all on Abort. The server
-// aborts a transaction left open when the connection ends. Methods are
-// safe for concurrent use; after Commit or Abort they return ErrTxDone,
-// and so does a call racing with Commit or Abort whose frame would have
-// followed the COMMIT or ABORT.
+// aborts a transaction left open when the transport ends; so does a
+// reconnect: the Tx is then done, and its methods return an error
+// matching ErrTxAborted (and ErrConnectionLost). Methods are safe for
+// concurrent use; after Commit or Abort they return ErrTxDone, and so
+// does a call racing with Commit or Abort whose frame would have followed
+// the COMMIT or ABORT.
 type Tx struct {
 	conn *Conn
 	id   string
 	seq  uint64
 	done atomic.Bool
+	// sess is the session whose writer wrote the BEGIN: the transaction
+	// lives and dies with it. Set by that writer before any later frame
+	// of the transaction is taken from the queue.
+	sess atomic.Pointer[session]
+	// aborted is why the server aborted the transaction (its session was
+	// lost); nil while it is open or after Commit or Abort.
+	aborted atomic.Pointer[error]
 
 	// ended is owned by the writer goroutine: it has written the COMMIT
 	// or ABORT, so a frame of the transaction queued after it fails with
@@ -53,7 +62,7 @@ func (c *Conn) Begin(ctx context.Context, opts ...CallOption) (*Tx, error) {
 	}
 	c.txs[id] = t
 	c.mu.Unlock()
-	if pending, err := c.txFrame(ctx, frame.CmdBegin, nil, id, &cc); err != nil {
+	if pending, err := c.txFrame(ctx, frame.CmdBegin, t, id, &cc); err != nil {
 		c.removeTx(t)
 		if pending {
 			// The BEGIN still goes out: undo it after it.
@@ -129,7 +138,7 @@ func (t *Tx) ID() string { return t.id }
 // Send sends a SEND frame in the transaction; see Conn.Send.
 func (t *Tx) Send(ctx context.Context, dest string, body []byte, opts ...CallOption) error {
 	if t.done.Load() {
-		return settleOpts(opts, ErrTxDone)
+		return settleOpts(opts, t.doneErr())
 	}
 	return t.conn.send(ctx, t, dest, body, opts)
 }
@@ -137,7 +146,7 @@ func (t *Tx) Send(ctx context.Context, dest string, body []byte, opts ...CallOpt
 // SendJSON sends v as JSON in the transaction; see Conn.SendJSON.
 func (t *Tx) SendJSON(ctx context.Context, dest string, v any, opts ...CallOption) error {
 	if t.done.Load() {
-		return settleOpts(opts, ErrTxDone)
+		return settleOpts(opts, t.doneErr())
 	}
 	return t.conn.sendJSON(ctx, t, dest, v, opts)
 }
@@ -145,7 +154,7 @@ func (t *Tx) SendJSON(ctx context.Context, dest string, v any, opts ...CallOptio
 // Ack acknowledges m in the transaction; see Message.Ack.
 func (t *Tx) Ack(ctx context.Context, m Message, opts ...CallOption) error {
 	if t.done.Load() {
-		return settleOpts(opts, ErrTxDone)
+		return settleOpts(opts, t.doneErr())
 	}
 	return t.conn.ackFrame(ctx, frame.CmdAck, t, m, opts)
 }
@@ -153,7 +162,7 @@ func (t *Tx) Ack(ctx context.Context, m Message, opts ...CallOption) error {
 // Nack rejects m in the transaction; see Message.Nack.
 func (t *Tx) Nack(ctx context.Context, m Message, opts ...CallOption) error {
 	if t.done.Load() {
-		return settleOpts(opts, ErrTxDone)
+		return settleOpts(opts, t.doneErr())
 	}
 	return t.conn.ackFrame(ctx, frame.CmdNack, t, m, opts)
 }
@@ -179,7 +188,7 @@ func (t *Tx) end(ctx context.Context, cmd string, opts []CallOption) error {
 		return cc.settle(err)
 	}
 	if !t.done.CompareAndSwap(false, true) {
-		return cc.settle(ErrTxDone)
+		return cc.settle(t.doneErr())
 	}
 	pending, err := t.conn.txFrame(ctx, cmd, t, t.id, &cc)
 	if err != nil && !pending {
@@ -196,6 +205,30 @@ func (c *Conn) txFrame(ctx context.Context, cmd string, t *Tx, id string, cc *ca
 	req.f.Header.Add(frame.HdrTransaction, id)
 	addHeaders(&req.f.Header, cc.headers)
 	return c.doPending(ctx, req, cc)
+}
+
+// doneErr is what a call on a done transaction returns.
+func (t *Tx) doneErr() error {
+	if e := t.aborted.Load(); e != nil {
+		return *e
+	}
+	return ErrTxDone
+}
+
+// abortedBy marks the transaction aborted by the loss of its session.
+func (t *Tx) abortedBy(cause error) {
+	err := fmt.Errorf("%w: %w", ErrTxAborted, lost(cause))
+	t.aborted.CompareAndSwap(nil, &err)
+	t.done.Store(true)
+}
+
+// abortedErr is the answer to a frame of the transaction that reached the
+// writer of a later session.
+func (t *Tx) abortedErr() error {
+	if e := t.aborted.Load(); e != nil {
+		return *e
+	}
+	return fmt.Errorf("%w: %w", ErrTxAborted, ErrConnectionLost)
 }
 
 func (c *Conn) removeTx(t *Tx) {

@@ -1,0 +1,17 @@
+// Package wire moves STOMP frames over a transport the same way for both
+// halves of the project, the client (package stomp) and the server engine
+// (package server):
+//
+//   - [Writer]: a frame.Writer over the transport that writes under a
+//     deadline per piece (so a bound is on progress, not on a whole large
+//     frame), sends one frame per message on message transports
+//     (WebSocket), and paces heart-beats.
+//   - [Liveness]: the read side's sign of life: every read that brings
+//     bytes touches a heartbeat.Monitor, so a large frame arriving slowly
+//     counts as data, and time the reader spends not reading on purpose is
+//     not counted as silence.
+//   - [WS]: a WebSocket as a STOMP byte stream: incoming messages read as
+//     one stream, outgoing frames one per message, text when valid UTF-8.
+//
+// Nothing here starts a goroutine.
+package wire

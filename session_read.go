@@ -1,0 +1,178 @@
+package stomp
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/stompout/stomp/frame"
+)
+
+// readLoop is the reader goroutine of a session. It hands messages to
+// subscriptions without waiting while they fit in the receive budget
+// (WithReceiveBuffer), and waits for the application past it (the
+// transport then pushes back on the server); receipts resolve their
+// futures; an ERROR frame or a read error ends the session.
+func (s *session) readLoop() error {
+	c := s.c
+	for {
+		f, err := s.r.ReadFrame()
+		if err != nil {
+			err = s.readError(err)
+			s.fail(err)
+			return err
+		}
+		switch f.Command {
+		case "": // heart-beat
+		case frame.CmdMessage:
+			c.dispatch(s, f)
+			if c.recv.full() && !s.waitRoom() {
+				return nil // the session ended while waiting
+			}
+		case frame.CmdReceipt:
+			s.receipt(f.Header.Get(frame.HdrReceiptID))
+		case frame.CmdError:
+			se := newServerError(f)
+			if c.ignorableError(se) {
+				n := c.ignoredErrors.Add(1)
+				c.log.Warn("stomp: ERROR about a subscription the client had ended; ignored",
+					"message", se.Message, "body", string(truncate(se.Body, 200)), "ignored", n)
+				continue
+			}
+			c.log.Debug("stomp: ERROR frame", "message", se.Message, "receipt-id", se.ReceiptID)
+			s.fail(se)
+			return se
+		default:
+			err := &frame.ProtocolError{Err: frame.ErrUnknownCommand, Command: f.Command,
+				Detail: "unexpected " + f.Command + " frame from the server"}
+			s.fail(err)
+			return err
+		}
+	}
+}
+
+// waitRoom waits until the messages waiting for the application are back
+// under the receive budget, with the heart-beat monitor suspended: the
+// server's bytes wait unread in the transport, and its silence is ours.
+// It reports false if the session ended first.
+func (s *session) waitRoom() bool {
+	m := s.live.Suspend()
+	defer s.live.Resume(m)
+	return s.c.recv.wait(s.ctx.Done())
+}
+
+func (s *session) readError(err error) error {
+	if s.ctx.Err() != nil {
+		return errUserClosed // fail has run: its cause wins
+	}
+	if s.c.disconnecting.Load() && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetClosed(err)) {
+		return nil // the server closed after our DISCONNECT: a clean end
+	}
+	if errors.Is(err, io.EOF) {
+		return lost(fmt.Errorf("stomp: connection closed by the server: %w", err))
+	}
+	return lost(fmt.Errorf("stomp: read: %w", err))
+}
+
+// receipt resolves the future of a RECEIPT; one nobody asked for is logged.
+func (s *session) receipt(id string) {
+	s.mu.Lock()
+	r := s.receipts[id]
+	delete(s.receipts, id)
+	s.mu.Unlock()
+	if r == nil {
+		s.c.log.Warn("stomp: RECEIPT for no pending receipt", "receipt-id", id)
+		return
+	}
+	r.resolve(nil)
+}
+
+// ignorableError reports an ERROR frame that ends nothing: RabbitMQ
+// answers deliveries that were in flight when it received an UNSUBSCRIBE
+// with "Subscription not found" (naming the subscription in the body) and
+// keeps the connection open. Only an ERROR about a subscription this
+// client has ended, and no other, is let pass.
+func (c *Conn) ignorableError(se *ServerError) bool {
+	if !strings.Contains(strings.ToLower(se.Message), "subscription not found") {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id := range c.retired.byID {
+		if strings.Contains(string(se.Body), id) || strings.Contains(se.Message, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// dispatch hands a MESSAGE to its subscription, or to Unrouted. It makes
+// the message's own copies of the header entries and of the body (the
+// Reader reuses its memory); header strings are shared, not copied.
+func (c *Conn) dispatch(s *session, f *frame.Frame) {
+	subs := *c.subs.Load()
+	id, ok := f.Header.Lookup(frame.HdrSubscription)
+	var sub *Subscription
+	if ok {
+		sub = subs[id]
+	} else {
+		sub = byDestination(subs, f.Header.Get(frame.HdrDestination))
+	}
+	m := Message{
+		Destination:  f.Header.Get(frame.HdrDestination),
+		ContentType:  f.Header.Get(frame.HdrContentType),
+		ID:           f.Header.Get(frame.HdrMessageID),
+		Subscription: id,
+		Redelivered:  f.Header.Get("redelivered") == "true",
+		Header:       f.Header.Clone(),
+		Body:         clone(f.Body),
+		conn:         c,
+		sess:         s,
+	}
+	if s.version == V12 {
+		m.ack = f.Header.Get(frame.HdrAck)
+	} else {
+		m.ack = m.ID
+	}
+	if sub != nil {
+		if !ok {
+			m.Subscription = sub.id
+		}
+		m.mode, m.sub = sub.ack, sub
+		if sub.deliver(m) {
+			return
+		}
+	} else if ok {
+		if rs := c.retiredSub(id); rs != nil {
+			m.mode, m.sub = rs.ack, rs
+		}
+	}
+	c.toUnrouted(m)
+}
+
+// byDestination finds the subscription of a MESSAGE without a subscription
+// header (some 1.0 servers), if exactly one live subscription has its
+// destination.
+func byDestination(subs map[string]*Subscription, dest string) *Subscription {
+	var found *Subscription
+	for _, s := range subs {
+		if s.dest == dest {
+			if found != nil {
+				return nil
+			}
+			found = s
+		}
+	}
+	return found
+}
+
+func (c *Conn) toUnrouted(m Message) {
+	select {
+	case c.unrouted <- m:
+	default:
+		n := c.unroutedDropped.Add(1)
+		c.log.Warn("stomp: unrouted message dropped: Unrouted channel full",
+			"subscription", m.Subscription, "destination", m.Destination, "message-id", m.ID, "dropped", n)
+	}
+}

@@ -1,0 +1,234 @@
+package stomp
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/internal/wire"
+)
+
+// maxBatch bounds how many frames the writer takes in one batch, so that
+// callers get their answers even while others keep queueing.
+const maxBatch = 128
+
+// errSessionGone answers a request bound to a session that has ended (an
+// ACK of a message delivered on it, a frame of a transaction begun on it):
+// nothing was written.
+var errSessionGone = errors.New("stomp: internal: session gone")
+
+// writeLoop is the writer goroutine of a session. It first subscribes
+// again every subscription that was live on an earlier session, before any
+// queued frame; then it takes every frame queued, writes them all and
+// flushes once, then answers each caller; when idle it sends heart-beats.
+// It ends the session on a write error.
+func (s *session) writeLoop() error {
+	defer s.w.Stop()
+	if err := s.resubscribe(); err != nil {
+		err = s.writeError(err)
+		s.fail(err)
+		return err
+	}
+	s.w.SetHeartBeat(s.hbSend)
+	c := s.c
+	batch := make([]*request, 0, maxBatch)
+	var ctrl []*frame.Frame
+	for {
+		batch = batch[:0]
+		ctrl = ctrl[:0]
+		select {
+		case req := <-c.writeq:
+			batch = append(batch, req)
+		case <-s.ctrlSig:
+		case <-s.w.HeartBeatC():
+			if err := s.w.HeartBeat(); err != nil {
+				err = s.writeError(err)
+				s.fail(err)
+				return err
+			}
+			continue
+		case <-s.ctx.Done():
+			return nil
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case req := <-c.writeq:
+				batch = append(batch, req)
+			default:
+				break drain
+			}
+		}
+		s.ctrlMu.Lock()
+		ctrl = append(ctrl, s.ctrl...)
+		clear(s.ctrl)
+		s.ctrl = s.ctrl[:0]
+		s.ctrlMu.Unlock()
+
+		wrote, err := s.writeBatch(ctrl, batch)
+		if err != nil {
+			s.fail(err)
+			return err
+		}
+		if wrote { // a batch of requests all given up on writes nothing
+			s.w.Wrote()
+		}
+	}
+}
+
+// resubscribe writes SUBSCRIBE again, with the same id, destination and
+// headers, for every live subscription whose SUBSCRIBE went out on an
+// earlier session, oldest first, and flushes.
+func (s *session) resubscribe() error {
+	subs := make([]*Subscription, 0, len(*s.c.subs.Load()))
+	for _, sub := range *s.c.subs.Load() {
+		if sub.on != nil && sub.on != s {
+			subs = append(subs, sub)
+		}
+	}
+	if len(subs) == 0 {
+		return nil
+	}
+	slices.SortFunc(subs, func(a, b *Subscription) int { return cmp.Compare(a.seq, b.seq) })
+	s.w.SetContentLength(frame.ContentLengthAuto)
+	for _, sub := range subs {
+		f := frame.Frame{Command: frame.CmdSubscribe, Header: sub.header}
+		if err := s.w.WriteFrame(&f); err != nil {
+			if wire.IsEncodeError(err) {
+				continue // it was written before: cannot happen
+			}
+			return err
+		}
+		sub.on = s
+	}
+	s.c.log.Debug("stomp: subscribed again", "subscriptions", len(subs), "addr", s.addr)
+	return s.w.Flush()
+}
+
+// writeBatch writes the frames and flushes once, then answers the callers.
+// A frame that cannot be encoded fails alone; a transport error is
+// returned, after every caller has been answered with it. wrote reports
+// whether any frame was written.
+func (s *session) writeBatch(ctrl []*frame.Frame, batch []*request) (wrote bool, fatal error) {
+	w := s.w
+	for _, f := range ctrl {
+		if s.wroteDisconnect {
+			break
+		}
+		w.SetContentLength(frame.ContentLengthAuto)
+		if err := w.WriteFrame(f); err == nil {
+			wrote = true
+		} else if !wire.IsEncodeError(err) {
+			fatal = err
+			break
+		}
+	}
+	n := 0 // batch[:n] are claimed
+	for _, req := range batch {
+		if !req.state.CompareAndSwap(reqQueued, reqClaimed) {
+			continue // abandoned by its caller
+		}
+		batch[n] = req
+		n++
+		if fatal != nil {
+			continue
+		}
+		if answer, skip := s.refuse(req); skip {
+			req.done <- answer
+			batch[n-1] = nil
+			continue
+		}
+		if req.rcpt != nil && !s.addReceipt(req.rcpt) {
+			fatal = errSessionGone
+			continue
+		}
+		w.SetContentLength(req.mode)
+		if err := w.WriteFrame(&req.f); err != nil {
+			if wire.IsEncodeError(err) {
+				req.done <- fmt.Errorf("stomp: %s: %w", req.f.Command, err)
+				batch[n-1] = nil
+				continue
+			}
+			fatal = err
+		} else {
+			wrote = true
+			switch req.f.Command {
+			case frame.CmdDisconnect:
+				s.wroteDisconnect = true
+			case frame.CmdBegin:
+				req.tx.sess.Store(s)
+			case frame.CmdCommit, frame.CmdAbort:
+				if req.tx != nil {
+					req.tx.ended = true
+				}
+			case frame.CmdSubscribe:
+				req.sub.on = s
+			case frame.CmdUnsubscribe:
+				if req.sub != nil {
+					req.sub.on = nil
+				}
+			}
+		}
+		// The frame is in the Writer's buffer (or on the wire): the
+		// caller's body is no longer needed. A caller whose ctx ended
+		// while it was being encoded is waiting to hear that.
+		if !req.state.CompareAndSwap(reqClaimed, reqBuffered) {
+			req.done <- errReleased
+			batch[n-1] = nil
+		}
+	}
+	if fatal == nil {
+		fatal = w.Flush()
+	}
+	var answer error
+	if fatal != nil {
+		fatal = s.writeError(fatal)
+		answer = fatal
+	}
+	for _, req := range batch[:n] {
+		if req != nil {
+			req.done <- answer
+		}
+	}
+	clear(batch)
+	return wrote, fatal
+}
+
+// refuse decides, before a request is written, that it must not be: it
+// returns the caller's answer and true.
+func (s *session) refuse(req *request) (error, bool) {
+	switch {
+	case s.wroteDisconnect:
+		// The specification: no frame after DISCONNECT. A call that raced
+		// with Disconnect fails instead of being written and ignored.
+		return ErrClosed, true
+	case req.tx != nil && req.f.Command != frame.CmdBegin && req.tx.sess.Load() != s:
+		// Its transaction was begun on a session that has ended: the
+		// server aborted it.
+		return req.tx.abortedErr(), true
+	case req.bound != nil && req.bound != s:
+		// It belongs to a session that has ended: the server no longer
+		// knows its message.
+		if req.f.Command == frame.CmdDisconnect {
+			return ErrClosed, true
+		}
+		return ErrStaleMessage, true
+	case req.tx != nil && req.tx.ended:
+		return ErrTxDone, true // raced with Commit or Abort
+	case req.f.Command == frame.CmdUnsubscribe && req.sub != nil && req.sub.on != s:
+		// Subscribed on an earlier session and not again on this one:
+		// the server has no such subscription, and nothing is to undo.
+		return nil, true
+	}
+	return nil, false
+}
+
+// writeError wraps a transport error: the session is lost.
+func (s *session) writeError(err error) error {
+	if s.ctx.Err() != nil {
+		return errUserClosed // fail has run: its cause wins
+	}
+	return lost(fmt.Errorf("stomp: write: %w", err))
+}
