@@ -351,7 +351,10 @@ func TestUnsubscribeConcurrentAndCancelled(t *testing.T) {
 		client, server := net.Pipe()
 		t.Cleanup(func() { server.Close() })
 		c := rawConnect(t, client, server)
-		done := async(func() error { _, err := c.Subscribe(ctxT(t), "/q", WithBuffer(1), WithOverflow(OverflowUnsubscribe)); return err })
+		done := async(func() error {
+			_, err := c.Subscribe(ctxT(t), "/q", WithBuffer(1), WithOverflow(OverflowUnsubscribe))
+			return err
+		})
 		readRaw(t, server)
 		if err := waitErr(t, done); err != nil {
 			t.Fatal(err)

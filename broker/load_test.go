@@ -11,6 +11,7 @@ import (
 	"github.com/stompout/stomp"
 	"github.com/stompout/stomp/broker"
 	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/reconnect"
 	"github.com/stompout/stomp/server"
 )
 
@@ -206,7 +207,7 @@ func TestCloseUnderLoad(t *testing.T) {
 			var wg sync.WaitGroup
 			var producers []func()
 			for i := range 8 {
-				c, err := stomp.Dial(ctx, b.Addr())
+				c, err := stomp.Dial(ctx, b.Addr(), stomp.WithReconnect(reconnect.Never()))
 				if err != nil {
 					t.Fatal(err)
 				}
