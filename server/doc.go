@@ -13,7 +13,7 @@
 //
 // Lifecycle:
 //
-//	srv := server.New(myHandler, server.WithHeartBeat(10*time.Second, 10*time.Second))
+//	srv, err := server.New(myHandler, server.WithHeartBeat(10*time.Second, 10*time.Second))
 //	ln, _ := net.Listen("tcp", "127.0.0.1:61613")
 //	go srv.Serve(ln)                               // TCP or TLS listener
 //	http.Handle("/ws", srv.WebSocketHandler())     // and/or WebSocket (v10/v11/v12.stomp)

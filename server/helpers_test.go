@@ -205,7 +205,16 @@ func errorFrame(receipt, msg, body string) string {
 
 func testServer(h Handler, opts ...Option) *Server {
 	base := []Option{WithHeartBeat(0, 0), WithName("test")}
-	return New(h, append(base, opts...)...)
+	return mustNew(h, append(base, opts...)...)
+}
+
+// mustNew is New for options known to be valid.
+func mustNew(h Handler, opts ...Option) *Server {
+	srv, err := New(h, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return srv
 }
 
 var versions = []string{"1.0", "1.1", "1.2"}

@@ -248,7 +248,7 @@ func TestCloseCancelsHandlerContext(t *testing.T) {
 func TestShutdownWhileConnecting(t *testing.T) {
 	for range 5 {
 		rec := &recorder{}
-		srv := New(rec, WithHeartBeat(0, 0), WithLinger(time.Second))
+		srv := mustNew(rec, WithHeartBeat(0, 0), WithLinger(time.Second))
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)

@@ -42,6 +42,9 @@ type Session struct {
 	txs      map[string]*transaction
 	txFrames int  // frames buffered in txs
 	said     bool // Handler.Disconnect was called (for a DISCONNECT frame)
+	// The receipt header of the frame being handled, for Message.Defer.
+	curReceipt    string
+	curHasReceipt bool
 
 	// msgSeq numbers the message-ids Deliver makes for messages without
 	// an ID.
@@ -64,8 +67,17 @@ type Session struct {
 	linger *time.Timer
 	// passcode is the CONNECT frame's, to scrub from ERROR frames.
 	passcode string
+	// pend lists, in frame order, the frames whose RECEIPT waits for
+	// deferred SENDs (theirs or earlier ones); cur is the frame being
+	// handled, once one of its SENDs deferred.
+	pend []*completion
+	cur  *completion
+	// inflight and inflightBytes count the deferred SENDs not yet done
+	// (the send window).
+	inflight, inflightBytes int
 
 	wake    chan struct{} // cap 1: out has items for the writer
+	room    chan struct{} // cap 1: a deferred SEND was done
 	space   chan struct{} // cap 1: the writer took a batch
 	closed  chan struct{} // closed when closing is set
 	done    chan struct{} // closed when the writer goroutine returns
@@ -152,6 +164,7 @@ func newSession(srv *Server, parent context.Context, rw io.ReadWriteCloser) *Ses
 		cancel: cancel,
 		subs:   make(map[string]*Subscription),
 		wake:   make(chan struct{}, 1),
+		room:   make(chan struct{}, 1),
 		space:  make(chan struct{}, 1),
 		closed: make(chan struct{}),
 		done:   make(chan struct{}),
@@ -250,6 +263,9 @@ func (s *Session) readLoop() error {
 			s.fail(err, f.Header.Get(frame.HdrReceipt))
 			return err
 		}
+		// Read nothing more while the handler has too many SENDs in
+		// flight: TCP pushes back on the producer.
+		s.waitRoom(false)
 	}
 }
 

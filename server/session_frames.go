@@ -47,6 +47,23 @@ func (s *Session) handle(f *frame.Frame) (err error) {
 		}
 		return violation(f.Command, "not connected", "the first frame must be CONNECT or STOMP")
 	}
+	s.curReceipt, s.curHasReceipt = f.Header.Lookup(frame.HdrReceipt)
+	// The handler runs on this goroutine: while it does, nothing is read,
+	// and the client's silence means nothing.
+	mon := s.pause()
+	err = s.dispatch(f)
+	s.unpause(mon)
+	if err != nil {
+		s.mu.Lock()
+		s.cur = nil
+		s.mu.Unlock()
+		return err
+	}
+	return s.complete(f)
+}
+
+// dispatch handles a frame of a connected session by its command.
+func (s *Session) dispatch(f *frame.Frame) (err error) {
 	switch f.Command {
 	case frame.CmdSend:
 		err = s.onSend(f)
@@ -72,19 +89,7 @@ func (s *Session) handle(f *frame.Frame) (err error) {
 	default: // CONNECTED, MESSAGE, RECEIPT, ERROR
 		return violation(f.Command, "unexpected frame", f.Command+" is a server frame")
 	}
-	if err != nil {
-		return err
-	}
-	return s.receipt(f)
-}
-
-// receipt queues the RECEIPT for f, if f asked for one.
-func (s *Session) receipt(f *frame.Frame) error {
-	r, ok := f.Header.Lookup(frame.HdrReceipt)
-	if !ok {
-		return nil
-	}
-	return s.enqueue(outItem{f: frame.New(frame.CmdReceipt, frame.HdrReceiptID, r)})
+	return err
 }
 
 // negotiate returns the highest version in the accept-version value av
@@ -201,7 +206,8 @@ func (s *Session) onSend(f *frame.Frame) error {
 	if tx, ok := f.Header.Lookup(frame.HdrTransaction); ok {
 		return s.txAdd(f.Command, tx, txOp{msg: m})
 	}
-	return s.srv.h.Send(s.ctx, s, m)
+	m.Receipt = s.curReceipt
+	return s.callSend(m)
 }
 
 func (s *Session) onSubscribe(f *frame.Frame) error {
@@ -438,7 +444,9 @@ func (s *Session) onCommit(f *frame.Frame) error {
 	}
 	for _, op := range t.ops {
 		if op.msg != nil {
-			err = s.srv.h.Send(s.ctx, s, op.msg)
+			s.waitRoom(true)
+			op.msg.Receipt = s.curReceipt
+			err = s.callSend(op.msg)
 		} else {
 			af := &frame.Frame{Command: op.cmd, Header: op.header}
 			var a *Ack
@@ -463,6 +471,8 @@ func (s *Session) onAbort(f *frame.Frame) error {
 // discarded, the handler told, then the RECEIPT (if asked for) is the last
 // frame written.
 func (s *Session) onDisconnect(f *frame.Frame) error {
+	// The DISCONNECT's RECEIPT confirms every frame before it.
+	s.waitDrained()
 	s.txs = nil
 	s.mu.Lock()
 	clear(s.subs)
