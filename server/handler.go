@@ -171,19 +171,15 @@ type Subscription struct {
 
 	session  *Session
 	explicit bool // the SUBSCRIBE had an id header (else 1.0 MESSAGEs carry none)
-	// pending lists deliveries not yet acknowledged, oldest first (client
-	// modes only). Guarded by session.mu.
-	pending []pendingAck
+	// pending lists deliveries not yet acknowledged, oldest first from
+	// head (client modes only; acknowledged ones are nil or gone until
+	// compacted). Guarded by session.mu.
+	pending []*pendingAck
+	head    int
 }
 
 // Session returns the session the subscription belongs to.
 func (sub *Subscription) Session() *Session { return sub.session }
-
-// pendingAck is one delivered, unacknowledged message.
-type pendingAck struct {
-	ackID string // 1.2 ack header; "" before 1.2
-	msgID string
-}
 
 // Ack is an ACK or NACK frame, resolved against the session's
 // unacknowledged deliveries.

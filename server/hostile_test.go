@@ -48,7 +48,7 @@ func TestHostileInput(t *testing.T) {
 		{"BEGIN without transaction", "1.2", nil, "BEGIN\n\n\x00",
 			errorFrame("", "missing transaction header", "BEGIN requires a transaction header")},
 		{"transaction too large", "1.2", []Option{WithTransactionLimit(1)}, "BEGIN\ntransaction:t\n\n\x00SEND\ndestination:/q\ntransaction:t\n\n\x00SEND\ndestination:/q\ntransaction:t\n\n\x00",
-			errorFrame("", "transaction too large", "too many frames in open transactions")},
+			errorFrame("", "transaction too large", "open transactions may hold 1 frames")},
 		{"too many subscriptions", "1.2", []Option{WithSubscriptionLimit(2)}, "SUBSCRIBE\nid:0\ndestination:/q\n\n\x00SUBSCRIBE\nid:1\ndestination:/q\n\n\x00UNSUBSCRIBE\nid:1\n\n\x00SUBSCRIBE\nid:2\ndestination:/q\n\n\x00SUBSCRIBE\nid:3\ndestination:/q\nreceipt:s\n\n\x00",
 			errorFrame("s", "too many subscriptions", "a session may hold 2 subscriptions")},
 		{"SEND without destination", "1.2", nil, "SEND\n\nx\x00",

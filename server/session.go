@@ -41,6 +41,7 @@ type Session struct {
 	tr       *touchReader
 	txs      map[string]*transaction
 	txFrames int  // frames buffered in txs
+	txBytes  int  // bytes buffered in txs (txOp.size)
 	said     bool // Handler.Disconnect was called (for a DISCONNECT frame)
 	// The receipt header of the frame being handled, for Message.Defer.
 	curReceipt    string
@@ -55,14 +56,18 @@ type Session struct {
 	subs map[string]*Subscription
 	// out is the outbound queue, taken by the writer in batches.
 	out []outItem
-	// outMsgs counts the MESSAGE frames in out (the bounded part).
-	outMsgs int
+	// outMsgs and outBytes count the MESSAGE frames in out and their
+	// bytes (the bounded part).
+	outMsgs, outBytes int
 	// closing is set once the final item is queued; nothing is queued after.
 	closing bool
 	// cause is why the session ends (nil: DISCONNECT), set with closing.
 	cause error
-	// ackSeq numbers the 1.2 ack ids.
+	// ackSeq numbers the deliveries in client ack modes (and makes the
+	// 1.2 ack ids).
 	ackSeq uint64
+	// acks indexes the unacknowledged deliveries of all subscriptions.
+	acks ackIndex
 	// linger closes the transport if the writer cannot finish in time.
 	linger *time.Timer
 	// passcode is the CONNECT frame's, to scrub from ERROR frames.
@@ -222,6 +227,7 @@ func (s *Session) run() error {
 	if s.connected.Load() && !s.said {
 		s.mu.Lock()
 		clear(s.subs)
+		s.acks = nil
 		s.mu.Unlock()
 		s.safely("Disconnect", func() { h.Disconnect(s.ctx, s, cause) })
 	}

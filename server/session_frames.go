@@ -17,8 +17,9 @@ const supportedHeader = "1.0,1.1,1.2"
 // transaction is an open transaction: the frames to process at COMMIT.
 // Reader goroutine only.
 type transaction struct {
-	ops  []txOp
-	acks map[string]struct{} // the keys of its ACK and NACK ops
+	ops   []txOp
+	acks  map[string]struct{} // the keys of its ACK and NACK ops
+	bytes int                 // what its ops count toward WithTransactionBytes
 }
 
 // txOp is a buffered SEND (msg set) or ACK/NACK (cmd set).
@@ -27,6 +28,19 @@ type txOp struct {
 	cmd    string
 	header frame.Header // the ACK/NACK frame's headers
 	key    string       // the ACK/NACK's id and subscription (ackKey), to find duplicates
+}
+
+// size is what the op counts toward WithTransactionBytes: the message's
+// body and headers, or the ACK's headers.
+func (op *txOp) size() int {
+	if op.msg != nil {
+		return sendSize(op.msg)
+	}
+	n := 0
+	for k, v := range op.header.All() {
+		n += len(k) + len(v) + 2
+	}
+	return n
 }
 
 // handle processes one frame on the reader goroutine. A non-nil error ends
@@ -274,7 +288,7 @@ func (s *Session) onUnsubscribe(f *frame.Frame) error {
 	}
 	if sub != nil {
 		delete(s.subs, sub.ID)
-		sub.pending = nil
+		s.forget(sub)
 	}
 	s.mu.Unlock()
 	if sub == nil {
@@ -299,41 +313,6 @@ func (s *Session) ackKey(f *frame.Frame) (id, subID string, err error) {
 		return "", "", violation(f.Command, "missing message-id header", f.Command+" requires a message-id header")
 	}
 	return id, f.Header.Get(frame.HdrSubscription), nil
-}
-
-// resolve finds the unacknowledged delivery f refers to and, if take,
-// removes what it covers and returns the Ack. Reader goroutine only.
-func (s *Session) resolve(f *frame.Frame, take bool) (*Ack, error) {
-	id, subID, err := s.ackKey(f)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, sub := range s.subs {
-		if subID != "" && sub.ID != subID {
-			continue
-		}
-		for i, p := range sub.pending {
-			if (s.version == frame.V12 && p.ackID != id) || (s.version != frame.V12 && p.msgID != id) {
-				continue
-			}
-			if !take {
-				return nil, nil
-			}
-			from := i
-			if sub.Ack == AckClient {
-				from = 0
-			}
-			a := &Ack{Subscription: sub, ID: id, Header: f.Header.Clone(), MessageIDs: make([]string, 0, i+1-from)}
-			for _, q := range sub.pending[from : i+1] {
-				a.MessageIDs = append(a.MessageIDs, q.msgID)
-			}
-			sub.pending = append(sub.pending[:from], sub.pending[i+1:]...)
-			return a, nil
-		}
-	}
-	return nil, violation(f.Command, "unknown ack id", "no unacknowledged message "+id)
 }
 
 func (s *Session) onAck(f *frame.Frame) error {
@@ -382,10 +361,16 @@ func (s *Session) txAdd(cmd, tx string, op txOp) error {
 		return violation(cmd, "unknown transaction", "no transaction "+tx)
 	}
 	if s.txFrames >= s.srv.cfg.txLimit {
-		return violation(cmd, "transaction too large", "too many frames in open transactions")
+		return violation(cmd, "transaction too large", "open transactions may hold "+strconv.Itoa(s.srv.cfg.txLimit)+" frames")
+	}
+	size := op.size()
+	if s.txBytes+size > s.srv.cfg.txBytes {
+		return violation(cmd, "transaction too large", "open transactions may hold "+strconv.Itoa(s.srv.cfg.txBytes)+" bytes")
 	}
 	s.txFrames++
+	s.txBytes += size
 	t.ops = append(t.ops, op)
+	t.bytes += size
 	if op.key != "" {
 		if t.acks == nil {
 			t.acks = make(map[string]struct{})
@@ -406,7 +391,7 @@ func (s *Session) onBegin(f *frame.Frame) error {
 	// An open transaction counts as a frame, so that a client cannot
 	// open transactions without end.
 	if s.txFrames >= s.srv.cfg.txLimit {
-		return violation(f.Command, "transaction too large", "too many frames in open transactions")
+		return violation(f.Command, "transaction too large", "open transactions may hold "+strconv.Itoa(s.srv.cfg.txLimit)+" frames")
 	}
 	s.txFrames++
 	s.txs[tx] = &transaction{}
@@ -424,6 +409,7 @@ func (s *Session) endTx(f *frame.Frame) (*transaction, error) {
 	}
 	delete(s.txs, tx)
 	s.txFrames -= 1 + len(t.ops)
+	s.txBytes -= t.bytes
 	return t, nil
 }
 
@@ -432,15 +418,12 @@ func (s *Session) onCommit(f *frame.Frame) error {
 	if err != nil {
 		return err
 	}
-	// Every ACK and NACK must still resolve (the client may have acked
-	// the message outside the transaction since) before anything is
+	// Every ACK and NACK must still resolve, in order (the client may
+	// have acked the message outside the transaction since, or a
+	// cumulative ACK of the transaction may cover it), before anything is
 	// applied: a COMMIT that fails applies nothing of the transaction.
-	for _, op := range t.ops {
-		if op.msg == nil {
-			if _, err := s.resolve(&frame.Frame{Command: op.cmd, Header: op.header}, false); err != nil {
-				return err
-			}
-		}
+	if err := s.simulate(t); err != nil {
+		return err
 	}
 	for _, op := range t.ops {
 		if op.msg != nil {
@@ -476,6 +459,7 @@ func (s *Session) onDisconnect(f *frame.Frame) error {
 	s.txs = nil
 	s.mu.Lock()
 	clear(s.subs)
+	s.acks = nil
 	s.mu.Unlock()
 	s.said = true
 	s.safely("Disconnect", func() { s.srv.h.Disconnect(s.ctx, s, nil) })

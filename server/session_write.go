@@ -48,8 +48,9 @@ type hbStart struct {
 // safe to call from any goroutine, handlers included, and never blocks: it
 // fails with ErrUnknownSubscription if there is no such subscription,
 // ErrSessionClosed if the session is ending, ErrSlowConsumer if the
-// session already holds WithOutboundQueue undelivered messages (the client
-// is not reading), and an error wrapping frame.ErrUnencodable if a header of
+// session already holds WithOutboundQueue undelivered messages or
+// WithOutboundBytes bytes of them (bodies and headers; the client does not
+// read fast enough; the batch the writer is writing does not count), and an error wrapping frame.ErrUnencodable if a header of
 // m cannot be written in the session's version (a newline in 1.0, say). When it fails, nothing was queued and d.Written is not
 // called.
 //
@@ -70,7 +71,8 @@ func (s *Session) Deliver(d Delivery) error {
 		s.mu.Unlock()
 		return ErrUnknownSubscription
 	}
-	if s.outMsgs >= s.srv.cfg.outbound {
+	size := sendSize(m)
+	if s.outMsgs >= s.srv.cfg.outbound || (s.outMsgs > 0 && s.outBytes+size > s.srv.cfg.outBytes) {
 		s.mu.Unlock()
 		return ErrSlowConsumer
 	}
@@ -95,13 +97,13 @@ func (s *Session) Deliver(d Delivery) error {
 		kv = append(kv, frame.HdrSubscription, sub.ID)
 	}
 	if sub.Ack != AckAuto {
-		p := pendingAck{msgID: msgID}
+		s.ackSeq++
+		p := &pendingAck{msgID: msgID, seq: s.ackSeq}
 		if s.version == frame.V12 {
-			s.ackSeq++
 			p.ackID = strconv.FormatUint(s.ackSeq, 10)
 			kv = append(kv, frame.HdrAck, p.ackID)
 		}
-		sub.pending = append(sub.pending, p)
+		s.track(sub, p)
 	}
 	for k, v := range m.Header.All() {
 		switch k {
@@ -114,6 +116,7 @@ func (s *Session) Deliver(d Delivery) error {
 	f.Body = m.Body
 	s.out = append(s.out, outItem{f: f, written: d.Written, message: true})
 	s.outMsgs++
+	s.outBytes += size
 	s.mu.Unlock()
 	s.signal()
 	return nil
@@ -247,7 +250,7 @@ func (s *Session) writeLoop() {
 
 		s.mu.Lock()
 		batch, s.out = s.out, batch[:0]
-		s.outMsgs = 0
+		s.outMsgs, s.outBytes = 0, 0
 		s.mu.Unlock()
 		select {
 		case s.space <- struct{}{}:
