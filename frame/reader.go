@@ -60,8 +60,11 @@ func (r *Reader) Limits() Limits { return r.limits }
 
 // ReadFrame reads the next frame, blocking until it is complete. One or
 // more end-of-line bytes between frames come back as a heart-beat: a Frame
-// whose IsHeartBeat is true. End-of-line bytes already buffered right after
-// a frame are consumed with it.
+// whose IsHeartBeat is true; so do stray NUL bytes between frames (as
+// RabbitMQ and ActiveMQ, it skips them). End-of-line and NUL bytes already
+// buffered right after a frame are consumed with it. Scratch memory a large
+// frame needed (past 256 KiB) is given back at
+// the next call.
 //
 // At a clean end of stream between frames it returns io.EOF; inside a frame,
 // io.ErrUnexpectedEOF. Malformed input gives a *ProtocolError, input over
@@ -80,12 +83,13 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 	// ReadByte+UnreadByte: a CR not followed by LF must stay in the stream
 	// (it belongs to the command line), and bufio cannot unread a byte once
 	// Peek has been called.
+	r.release()
 	b, err := r.br.Peek(1)
 	if len(b) == 0 {
 		return nil, err
 	}
 	switch b[0] {
-	case '\n':
+	case '\n', 0: // a stray NUL between frames is skipped like an EOL
 		r.br.Discard(1)
 		r.off++
 		r.skipEOLs()
@@ -445,13 +449,13 @@ func (r *Reader) readToNUL(f *Frame, head int) error {
 	return nil
 }
 
-// skipEOLs consumes end-of-line bytes that are already buffered, without
-// blocking for more.
+// skipEOLs consumes end-of-line bytes (and stray NULs, which RabbitMQ and
+// ActiveMQ skip too) that are already buffered, without blocking for more.
 func (r *Reader) skipEOLs() {
 	for r.br.Buffered() > 0 {
 		b, _ := r.br.Peek(min(2, r.br.Buffered())) // never blocks
 		switch {
-		case b[0] == '\n':
+		case b[0] == '\n' || b[0] == 0:
 			r.br.Discard(1)
 			r.off++
 		case b[0] == '\r' && len(b) == 2 && b[1] == '\n':
@@ -460,6 +464,30 @@ func (r *Reader) skipEOLs() {
 		default:
 			return
 		}
+	}
+}
+
+// maxKeep bounds the scratch memory (lines, header block, body) a Reader
+// keeps from one frame to the next: after a larger frame it is given back,
+// so that one large frame does not cost its size for the life of the
+// connection.
+const maxKeep = 256 << 10
+
+// release drops scratch buffers that grew past maxKeep for the last frame
+// (which the caller no longer holds: ReadFrame's results are valid only
+// until the next call).
+func (r *Reader) release() {
+	if cap(r.body) > maxKeep {
+		r.body = nil
+	}
+	if cap(r.line) > maxKeep {
+		r.line = nil
+	}
+	if cap(r.hdr) > maxKeep {
+		r.hdr = nil
+	}
+	if cap(r.spans) > maxKeep/8 {
+		r.spans = nil
 	}
 }
 

@@ -132,15 +132,8 @@ func (w *Writer) check(f *Frame) (withLength bool, err error) {
 	}
 	escaped := w.version.escapes(f.Command)
 	for _, h := range f.Header.fields {
-		switch {
-		case h.key == "":
-			return bad(ErrMalformedHeader, h.key+":"+h.value)
-		// A CR ending a value would be read back as half of a CRLF and
-		// lost; one ending a name is safe, the colon follows it.
-		case !escaped && (strings.IndexByte(h.key, ':') >= 0 || strings.IndexByte(h.key, '\n') >= 0 ||
-			strings.IndexByte(h.value, '\n') >= 0),
-			(!escaped || w.version != V12) && strings.HasSuffix(h.value, "\r"):
-			return bad(ErrUnencodable, h.key+":"+h.value)
+		if e := headerProblem(w.version, escaped, h.key, h.value); e != nil {
+			return bad(e, h.key+":"+h.value)
 		}
 	}
 	if !HasBody(f.Command) {
@@ -159,6 +152,36 @@ func (w *Writer) check(f *Frame) (withLength bool, err error) {
 		return false, nil
 	}
 	return f.Header.Has(HdrContentLength) || bytes.IndexByte(f.Body, 0) >= 0, nil
+}
+
+// headerProblem says why a Writer of version v cannot write the header
+// entry key:value (escaped: the frame's headers are escaped), or nil.
+func headerProblem(v Version, escaped bool, key, value string) error {
+	switch {
+	case key == "":
+		return ErrMalformedHeader
+	// A CR ending a value would be read back as half of a CRLF and lost;
+	// one ending a name is safe, the colon follows it.
+	case !escaped && (strings.IndexByte(key, ':') >= 0 || strings.IndexByte(key, '\n') >= 0 ||
+		strings.IndexByte(value, '\n') >= 0),
+		(!escaped || v != V12) && strings.HasSuffix(value, "\r"):
+		return ErrUnencodable
+	}
+	return nil
+}
+
+// CheckHeader reports whether a Writer of version v can write the header
+// entry key:value in a frame whose headers it escapes (every frame but
+// CONNECT, STOMP and CONNECTED, which are written as in V10: check those
+// with V10). It returns nil, or a *ProtocolError wrapping
+// ErrMalformedHeader (an empty name) or ErrUnencodable (in 1.0 a colon or
+// newline in the name or a newline in the value; before 1.2 a value ending
+// in a carriage return). It does not allocate when the entry is fine.
+func CheckHeader(v Version, key, value string) error {
+	if e := headerProblem(v, v.escapes(CmdSend), key, value); e != nil {
+		return &ProtocolError{Err: e, Detail: strconv.Quote(key + ":" + value)}
+	}
+	return nil
 }
 
 // escapeOf gives, for each byte that 1.1 and 1.2 escape, the letter that

@@ -329,7 +329,7 @@ func (s *Session) errorFrame(err error, receipt string) *frame.Frame {
 		return r
 	}, msg)
 	f := &frame.Frame{Command: frame.CmdError}
-	if receipt != "" && encodable(s.wireVersion(), frame.HdrReceiptID, receipt) {
+	if receipt != "" && frame.CheckHeader(s.wireVersion(), frame.HdrReceiptID, receipt) == nil {
 		f.Header.Add(frame.HdrReceiptID, receipt)
 	}
 	f.Header.Add(frame.HdrMessage, msg)

@@ -52,7 +52,7 @@ func (s *Session) handle(f *frame.Frame) (err error) {
 	// A receipt that cannot be echoed in the session's version (a value
 	// ending in a carriage return, before 1.2) would leave the client
 	// waiting for a RECEIPT that is never written.
-	if r, ok := f.Header.Lookup(frame.HdrReceipt); ok && !encodable(s.wireVersion(), frame.HdrReceiptID, r) {
+	if r, ok := f.Header.Lookup(frame.HdrReceipt); ok && frame.CheckHeader(s.wireVersion(), frame.HdrReceiptID, r) != nil {
 		return violation(f.Command, "invalid receipt header", "the receipt cannot be echoed in a receipt-id header")
 	}
 	if !s.connected.Load() {
@@ -166,7 +166,7 @@ func (s *Session) onConnect(f *frame.Frame) error {
 		return err
 	}
 	s.id = req.SessionID
-	if s.id != "" && !encodable(frame.V10, frame.HdrSession, s.id) {
+	if s.id != "" && frame.CheckHeader(frame.V10, frame.HdrSession, s.id) != nil {
 		// CONNECTED is never escaped: such an id would make it
 		// unwritable, and the client would wait for it in vain.
 		s.srv.cfg.logger.Warn("stomp session id from handler cannot be written; using another", "id", s.id)

@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/stompout/stomp/frame"
@@ -20,10 +19,13 @@ type Delivery struct {
 	Message *Message
 	// Written, if set, is called exactly once on the session's writer
 	// goroutine: with nil once the frame was flushed to the transport, or
-	// with the error that kept it from being written (ErrSessionClosed
-	// when the session ended first; an error wrapping
+	// with the error that kept it from being written: an error matching
+	// ErrSessionClosed when the session ended first or the transport
+	// failed before the frame was flushed (the client did not get it, so
+	// it need not be marked redelivered; the transport's error is wrapped
+	// too, with ErrConnectionLost); an error wrapping
 	// frame.ErrUnencodable when the message cannot be encoded in the
-	// session's version). It must not block; it may call Deliver. A panic
+	// session's version. It must not block; it may call Deliver. A panic
 	// in it ends the session with an ERROR "internal error" and is logged.
 	Written func(err error)
 }
@@ -77,9 +79,9 @@ func (s *Session) Deliver(d Delivery) error {
 		return ErrSlowConsumer
 	}
 	for k, v := range m.Header.All() {
-		if !encodable(s.version, k, v) {
+		if err := frame.CheckHeader(s.version, k, v); err != nil {
 			s.mu.Unlock()
-			return fmt.Errorf("server: header %q cannot be encoded in STOMP %s: %w", k, s.version, frame.ErrUnencodable)
+			return fmt.Errorf("server: header %q cannot be encoded in STOMP %s: %w", k, s.version, err)
 		}
 	}
 	msgID := m.ID
@@ -120,22 +122,6 @@ func (s *Session) Deliver(d Delivery) error {
 	s.mu.Unlock()
 	s.signal()
 	return nil
-}
-
-// encodable reports whether a MESSAGE header entry can be written in
-// version v, by the rules of frame.Writer: no empty name; in 1.0 no colon
-// or newline in a name and no newline in a value; before 1.2 no value
-// ending in a carriage return.
-func encodable(v frame.Version, key, value string) bool {
-	switch {
-	case key == "":
-		return false
-	case v == frame.V10 && (strings.ContainsAny(key, ":\n") || strings.Contains(value, "\n")):
-		return false
-	case v != frame.V12 && strings.HasSuffix(value, "\r"):
-		return false
-	}
-	return true
 }
 
 // enqueue queues a frame the engine produced (CONNECTED, RECEIPT), waiting
@@ -296,7 +282,9 @@ func (s *Session) writeLoop() {
 			if cb := batch[i].written; cb != nil {
 				err := errs[i]
 				if err == nil && broken != nil {
-					err = broken
+					// Never (or not completely) written: the client
+					// did not get it.
+					err = fmt.Errorf("%w: %w", ErrSessionClosed, broken)
 				}
 				s.callWritten(cb, err)
 			}
