@@ -38,81 +38,12 @@ package broker
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
 
 	"github.com/stompout/stomp/server"
 )
-
-// Option configures a Broker.
-type Option func(*config)
-
-type config struct {
-	users      map[string]string
-	queueLimit int
-	prefetch   int
-	serverOpts []server.Option
-	logger     *slog.Logger
-}
-
-// Defaults of the broker's options.
-const (
-	DefaultQueueLimit = 100000
-	DefaultPrefetch   = 100
-)
-
-// WithUsers makes the broker require a login and passcode from this list
-// (login -> passcode). Without it (or with an empty map) anyone may connect.
-func WithUsers(users map[string]string) Option {
-	return func(c *config) {
-		c.users = make(map[string]string, len(users))
-		for k, v := range users {
-			c.users[k] = v
-		}
-	}
-}
-
-// WithQueueLimit bounds the messages one queue holds (ready plus delivered
-// but unacknowledged). A SEND beyond it fails with an ERROR "queue full".
-// It also bounds the topic messages a subscriber in a client ack mode may
-// have waiting for room in its prefetch; beyond it the subscriber is
-// disconnected as a slow consumer. Default 100000; n <= 0 keeps the
-// default.
-func WithQueueLimit(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.queueLimit = n
-		}
-	}
-}
-
-// WithPrefetch sets the number of unacknowledged messages a subscription
-// may hold when its SUBSCRIBE has no prefetch-count header. Default 100.
-func WithPrefetch(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.prefetch = n
-		}
-	}
-}
-
-// WithServerOptions passes options to the server.Server the broker runs
-// its sessions with (heart-beats, limits, name, ...).
-func WithServerOptions(opts ...server.Option) Option {
-	return func(c *config) { c.serverOpts = append(c.serverOpts, opts...) }
-}
-
-// WithLogger sets the broker's logger, also passed to its server unless
-// WithServerOptions sets another one. Default: discard.
-func WithLogger(l *slog.Logger) Option {
-	return func(c *config) {
-		if l != nil {
-			c.logger = l
-		}
-	}
-}
 
 // Broker is the embedded broker. It implements server.Handler; its methods
 // are safe for concurrent use.
@@ -128,21 +59,29 @@ type Broker struct {
 	sessions map[*server.Session]*client
 	seq      uint64 // message ids
 	st       counters
+	// bytes is what the broker holds of messages (bodies and headers): in
+	// queues, topic backlogs (each message once) and waiting SENDs.
+	bytes int64
+	// memHolds are the SENDs completed once bytes is below
+	// WithMemoryLimit again.
+	memHolds []*hold
+	deferred int  // SENDs whose completion the broker holds back
+	closed   bool // Close or Shutdown has run: timers do nothing
 }
 
 var _ server.Handler = (*Broker)(nil)
 
 // New returns a broker with its own server.Server (see Server), not yet
 // listening anywhere: serve it with Pipe, with b.Server().Serve, or use
-// Start.
-func New(opts ...Option) *Broker {
-	cfg := config{
-		queueLimit: DefaultQueueLimit,
-		prefetch:   DefaultPrefetch,
-		logger:     slog.New(slog.DiscardHandler),
-	}
+// Start. It returns an error, and no broker, if an option (its own or a
+// server option) was given a value it cannot take.
+func New(opts ...Option) (*Broker, error) {
+	cfg := defaultConfig()
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.err != nil {
+		return nil, cfg.err
 	}
 	b := &Broker{
 		cfg:      cfg,
@@ -151,15 +90,22 @@ func New(opts ...Option) *Broker {
 		sessions: make(map[*server.Session]*client),
 	}
 	sopts := append([]server.Option{server.WithLogger(cfg.logger)}, cfg.serverOpts...)
-	b.srv = server.New(b, sopts...)
-	return b
+	srv, err := server.New(b, sopts...)
+	if err != nil {
+		return nil, err
+	}
+	b.srv = srv
+	return b, nil
 }
 
 // Start is New plus a TCP listener on addr (e.g. "127.0.0.1:0" for an
 // ephemeral port; a "tcp://" prefix is allowed) served on a goroutine of
 // its own. Close or Shutdown stop it.
 func Start(addr string, opts ...Option) (*Broker, error) {
-	b := New(opts...)
+	b, err := New(opts...)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", strings.TrimPrefix(addr, "tcp://"))
 	if err != nil {
 		return nil, err
@@ -208,6 +154,7 @@ func (b *Broker) Pipe() net.Conn {
 func (b *Broker) Close() error {
 	err := b.srv.Close()
 	b.wg.Wait()
+	b.stop()
 	return err
 }
 
@@ -216,6 +163,7 @@ func (b *Broker) Close() error {
 func (b *Broker) Shutdown(ctx context.Context) error {
 	err := b.srv.Shutdown(ctx)
 	b.wg.Wait()
+	b.stop()
 	if errors.Is(err, server.ErrServerClosed) {
 		err = nil
 	}

@@ -29,7 +29,7 @@ func FuzzBroker(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, v, input string) {
 		synctest.Test(t, func(t *testing.T) {
-			b := broker.New(broker.WithServerOptions(server.WithHeartBeat(0, 0)))
+			b := mustNew(t, broker.WithServerOptions(server.WithHeartBeat(0, 0)))
 			defer b.Close()
 			p := open(t, b.Pipe(), "1.2")
 			for range 3 {
