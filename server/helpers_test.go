@@ -15,7 +15,19 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(&counting{m})
+}
+
+// counting runs the tests and then reports how many hostile cases they
+// tried.
+type counting struct{ m *testing.M }
+
+func (c *counting) Run() int {
+	code := c.m.Run()
+	if n := tried.Load(); n > 0 {
+		fmt.Printf("server: %d hostile-input cases tried\n", n)
+	}
+	return code
 }
 
 // recorder is a Handler that logs every call as a line of text.
