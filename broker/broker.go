@@ -15,24 +15,71 @@
 // unacknowledged (in auto mode: unwritten) messages of a subscription that
 // goes away return to the queue at their original places, ahead of newer
 // messages and in the order they were sent, and are redelivered with a
-// redelivered:true header. A message leaves a queue only once acknowledged
-// (in auto mode: written to the client's transport). A message that no
-// consumer's protocol version can carry (a header with a newline, for 1.0
-// consumers) is dropped, logged and counted in Stats.Undeliverable.
+// redelivered:true header (NACKed ones after WithRedeliveryDelay, if set; a
+// message that has come back more than WithMaxRedeliveries times, if set,
+// moves to the dead-letter queue /queue/DLQ.<name> instead). A message
+// leaves a queue only once acknowledged (in auto mode: written to the
+// client's transport). A message that no consumer's protocol version can
+// carry (a header with a newline, for 1.0 consumers) is dropped, logged and
+// counted in Stats.Undeliverable.
 //
-// Overflow policy, never a silent drop: a SEND to a queue that already
-// holds WithQueueLimit messages (ready and unacknowledged) is refused with an
-// ERROR "queue full" (carrying the SEND's receipt-id). A topic subscriber
-// in a client ack mode with prefetch-count messages unacknowledged gets
-// further messages as its acks make room, in order; one that cannot take
-// a message (its session's outbound queue is full, or WithQueueLimit
-// messages wait for its acks) is disconnected with an ERROR "slow
-// consumer"; other subscribers and sessions are not held up. Queue consumers are never disconnected for
-// being slow: their messages wait in the queue.
+// # Flow control
+//
+// Nothing is dropped and nobody is disconnected for a burst: when messages
+// arrive faster than they leave, the broker holds them, within byte
+// budgets, and past those budgets pushes back on the producers. It does so
+// by completing SENDs late (server.Message.Defer): a deferred SEND gets its
+// RECEIPT only once the broker lets it go, and a session with a send window
+// (server.WithSendWindow) of deferred SENDs is not read from any more, so
+// TCP stops its producer.
+//
+//   - A topic subscriber that cannot take a message now (its session's
+//     outbound queue is full, server.WithOutboundBytes; or, in a client ack
+//     mode, prefetch-count messages are unacknowledged) gets it later, in
+//     order, from its backlog, drained as its session writes and acks.
+//     While a backlog holds more than WithBacklogLimit bytes (default
+//     1 MiB), the SENDs of other sessions that add to it are deferred until
+//     it is down to half.
+//   - A queue takes at most WithQueueLimit messages and WithQueueBytes bytes
+//     (default 100,000 and 64 MiB). A SEND to a full queue waits, deferred,
+//     in order, until there is room; if it waits longer than
+//     WithQueueFullTimeout (default 30s) it is refused with an ERROR "queue
+//     full" carrying its receipt-id, which ends the producer's session, and
+//     its message is not queued.
+//   - The broker as a whole holds at most about WithMemoryLimit bytes of
+//     messages (default 512 MiB; queues, backlogs and waiting SENDs,
+//     reported in Stats.Bytes). Past it, every SEND that adds to them is
+//     taken but deferred until the broker is below the limit again: it can
+//     overshoot by at most one send window per producing session.
+//   - A session is a slow consumer only when it has a topic backlog and
+//     nothing has been written to it for WithSlowConsumerTimeout (default
+//     30s): then it alone is cut off with an ERROR "slow consumer", its
+//     backlog is freed, the SENDs its backlog held are completed and its
+//     unacknowledged queue messages go back to their queues. Queue
+//     consumers are never cut off for being slow: their messages wait in
+//     the queue.
+//
+// The rules keep the waits free of deadlocks: a SEND is never deferred for
+// a backlog of its own session (a session that publishes to a topic it
+// subscribes to), nor for the backlog of a session that has deferred SENDs
+// itself (whose reader may be stopped and its acks unread), so the waits
+// between sessions never form a cycle (two sessions that feed each other,
+// or client-ack echo loops, always progress). The backlogs those rules
+// leave unchecked are bounded by WithMemoryLimit. The limits of the policy:
+// past WithMemoryLimit every producer waits, including one that feeds
+// itself; it is released as consumers drain, or when the slow-consumer
+// timeout cuts off a session that takes nothing. Waits for a full queue
+// are not ordered the same way (a consumer of a full queue may be a
+// producer stopped behind it); WithQueueFullTimeout ends them. A client
+// that waits for a RECEIPT without reading the messages before it stalls
+// itself; the broker cuts it off after the slow-consumer timeout if it has
+// a backlog.
 //
 // Locking: one mutex guards all broker state. It is held while calling
-// server.Session.Deliver and Session.Close, which never block, and never
-// while the engine writes to a socket.
+// server.Session.Deliver and Session.Close and the done functions of
+// deferred SENDs, which never block, and never while the engine writes to
+// a socket. Acknowledgements resolve in O(1) per message (an index by
+// message-id).
 package broker
 
 import (

@@ -77,14 +77,15 @@ func (b *Broker) holdForMemory(h *hold) {
 // slow-consumer timeout is met within a quarter of it.
 func (b *Broker) tick() time.Duration { return max(b.cfg.slowTimeout/4, time.Millisecond) }
 
-// watch starts checking cl for progress, if it is not checked already: a
-// consumer of cl now has a backlog. b.mu must be held.
+// watch starts checking cl for progress: its first topic backlog has just
+// formed (cl.backlogs went from 0 to 1), so the time without progress
+// counts from now. b.mu must be held.
 func (b *Broker) watch(cl *client) {
+	cl.seen = cl.progress.Load()
+	cl.since = time.Now()
 	if cl.timer != nil || b.closed {
 		return
 	}
-	cl.seen = cl.progress.Load()
-	cl.since = time.Now()
 	cl.timer = time.AfterFunc(b.tick(), func() { b.check(cl) })
 }
 

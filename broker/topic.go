@@ -122,7 +122,9 @@ func (b *Broker) push(c *consumer, tm *tmsg) {
 	tm.refs++
 	if c.blen() == 0 {
 		c.cl.backlogs++
-		b.watch(c.cl)
+		if c.cl.backlogs == 1 {
+			b.watch(c.cl)
+		}
 	}
 	c.backlog = append(c.backlog, tm)
 	c.bbytes += tm.size
