@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"sync"
 )
 
 // DefaultBufferSize is the size of the read and write buffers of a Reader
@@ -21,7 +22,11 @@ const DefaultBufferSize = 32 << 10
 // Header keys and values are immutable strings that may be kept; call
 // Frame.Clone to keep the rest.
 type Reader struct {
-	br      *bufio.Reader
+	br      *bufio.Reader // nil until the first read, and while idle when releasing
+	src     io.Reader
+	size    int
+	release bool         // give br back while waiting for the next frame
+	pre     prefixReader // while releasing: the bytes that ended the wait, then src
 	version Version
 	limits  Limits // resolved: no zero fields
 	off     int64  // bytes consumed from br so far
@@ -42,7 +47,71 @@ func NewReader(r io.Reader) *Reader { return NewReaderSize(r, DefaultBufferSize)
 // NewReaderSize is NewReader with a read buffer of at least size bytes.
 // Bodies that fit the buffer are returned without copying.
 func NewReaderSize(r io.Reader, size int) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, size), version: V10, limits: Limits{}.resolve()}
+	return &Reader{src: r, size: max(size, 16), version: V10, limits: Limits{}.resolve()}
+}
+
+// SetRelease says whether the Reader gives its read buffer back while it
+// waits for the next frame (to a pool that Readers of DefaultBufferSize
+// share): when ReadFrame starts with nothing buffered it waits with a
+// 256-byte buffer of its own and takes a read buffer again once bytes
+// come. An idle Reader then holds no large buffer, for a pool Get and Put
+// (and, for a frame longer than 256 bytes, one more read from the source)
+// per wait. For servers with many idle connections. Default false.
+func (r *Reader) SetRelease(release bool) { r.release = release }
+
+// readerPool holds the buffers of released Readers of DefaultBufferSize.
+var readerPool sync.Pool
+
+// wake makes sure the Reader has a read buffer. When releasing and nothing
+// is buffered, it first gives the buffer back and waits for the next
+// bytes without one; their read error, if any, comes after them.
+func (r *Reader) wake() {
+	if r.br != nil {
+		if !r.release || r.br.Buffered() > 0 || len(r.pre.buf) > 0 || r.pre.err != nil {
+			return
+		}
+		r.br.Reset(nil)
+		if r.size == DefaultBufferSize {
+			readerPool.Put(r.br)
+		}
+		r.br = nil
+	}
+	var src io.Reader = r.src
+	if r.release {
+		n, err := r.src.Read(r.pre.small[:])
+		r.pre.buf, r.pre.err, r.pre.r = r.pre.small[:n], err, r.src
+		src = &r.pre
+	}
+	if r.size == DefaultBufferSize {
+		if br, _ := readerPool.Get().(*bufio.Reader); br != nil {
+			br.Reset(src)
+			r.br = br
+			return
+		}
+	}
+	r.br = bufio.NewReaderSize(src, r.size)
+}
+
+// prefixReader reads buf, then err if set, then r.
+type prefixReader struct {
+	small [256]byte
+	buf   []byte
+	err   error
+	r     io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.buf) > 0 {
+		n := copy(b, p.buf)
+		p.buf = p.buf[n:]
+		return n, nil
+	}
+	if p.err != nil {
+		err := p.err
+		p.err = nil
+		return 0, err
+	}
+	return p.r.Read(b)
 }
 
 // SetVersion sets the version that governs header unescaping, normally
@@ -83,7 +152,8 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 	// ReadByte+UnreadByte: a CR not followed by LF must stay in the stream
 	// (it belongs to the command line), and bufio cannot unread a byte once
 	// Peek has been called.
-	r.release()
+	r.giveBack()
+	r.wake()
 	b, err := r.br.Peek(1)
 	if len(b) == 0 {
 		return nil, err
@@ -473,10 +543,10 @@ func (r *Reader) skipEOLs() {
 // connection.
 const maxKeep = 256 << 10
 
-// release drops scratch buffers that grew past maxKeep for the last frame
+// giveBack drops scratch buffers that grew past maxKeep for the last frame
 // (which the caller no longer holds: ReadFrame's results are valid only
 // until the next call).
-func (r *Reader) release() {
+func (r *Reader) giveBack() {
 	if cap(r.body) > maxKeep {
 		r.body = nil
 	}

@@ -549,6 +549,7 @@ func TestReadFrameHostileContentLength(t *testing.T) {
 	in := []byte("SEND\ncontent-length:2147483647\n\n")
 	br := bytes.NewReader(in)
 	r := NewReader(br)
+	r.wake() // the read buffer, which the loop resets
 	allocs := testing.AllocsPerRun(100, func() {
 		br.Reset(in)
 		r.br.Reset(br)
@@ -692,5 +693,76 @@ func TestReaderGivesBackLargeBuffers(t *testing.T) {
 				t.Fatalf("the Reader keeps %d bytes of scratch after the large frame", c)
 			}
 		})
+	}
+}
+
+// TestReaderReleaseWhileIdle: a releasing Reader holds no read buffer while
+// it waits for the next frame, and reads the stream exactly.
+func TestReaderReleaseWhileIdle(t *testing.T) {
+	pr, pw := io.Pipe()
+	var r *Reader
+	idle := 0 // reads from the source made without a read buffer
+	r = NewReader(readerFunc(func(p []byte) (int, error) {
+		if r.br == nil {
+			idle++
+		}
+		return pr.Read(p)
+	}))
+	r.SetRelease(true)
+	got := make(chan string, 8)
+	go func() {
+		for {
+			f, err := r.ReadFrame()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- f.Command + ":" + string(f.Body)
+		}
+	}()
+	big := strings.Repeat("b", 1000) // past the 256 bytes of the wait
+	for _, in := range []string{"SEND\n\nsmall\x00", "SEND\n\n" + big + "\x00", "\n"} {
+		io.WriteString(pw, in)
+		want := "SEND:" + strings.TrimSuffix(strings.TrimPrefix(in, "SEND\n\n"), "\x00")
+		if in == "\n" {
+			want = ":"
+		}
+		if g := <-got; g != want {
+			t.Fatalf("got %.40q, want %.40q", g, want)
+		}
+	}
+	pw.Close()
+	if _, ok := <-got; ok {
+		t.Fatal("a frame after the end")
+	}
+	if idle < 4 { // before each frame, and before the end
+		t.Fatalf("%d waits without a read buffer, want 4", idle)
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestWriterRelease: a releasing Writer holds no buffer after a Flush and
+// writes the same bytes.
+func TestWriterRelease(t *testing.T) {
+	var plain, rel bytes.Buffer
+	w1, w2 := NewWriter(&plain), NewWriter(&rel)
+	w2.SetRelease(true)
+	for i := range 3 {
+		for _, w := range []*Writer{w1, w2} {
+			w.WriteFrame(New(CmdMessage, "k", strings.Repeat("v", i*300)))
+			w.WriteHeartBeat()
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if w2.bw != nil || w2.Buffered() != 0 || cap(w2.head) > 512 {
+			t.Fatal("the Writer kept its buffer after Flush")
+		}
+	}
+	if plain.String() != rel.String() {
+		t.Fatalf("released Writer wrote %q, want %q", rel.String(), plain.String())
 	}
 }

@@ -177,6 +177,8 @@ func newSession(srv *Server, parent context.Context, rw io.ReadWriteCloser) *Ses
 	s.tr = &touchReader{r: rw}
 	s.r = frame.NewReader(s.tr)
 	s.r.SetLimits(srv.cfg.limits)
+	// An idle session holds no read buffer (issue 9: idle memory).
+	s.r.SetRelease(true)
 	return s
 }
 

@@ -189,14 +189,20 @@ func (s *Session) writeLoop() {
 	defer close(s.done)
 	w := frame.NewWriter(s.rw)
 	w.SetContentLength(frame.ContentLengthAlways)
+	w.SetRelease(true) // an idle session holds no write buffer
 	mw, _ := s.rw.(messageWriter)
 	pacer := heartbeat.NewPacer(0, 0)
 	defer func() { pacer.Stop() }()
 	var connC <-chan time.Time
+	var connT *time.Timer // dropped once connected: an idle session keeps no timer
 	if d := s.srv.cfg.connectTimeout; d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		connC = t.C
+		connT = time.NewTimer(d)
+		defer func() {
+			if connT != nil {
+				connT.Stop()
+			}
+		}()
+		connC = connT.C
 	}
 	var broken error // the transport failed: write nothing more
 	flush := func() error {
@@ -227,7 +233,7 @@ func (s *Session) writeLoop() {
 			}
 			continue
 		case <-connC:
-			connC = nil
+			connC, connT = nil, nil
 			if !s.connected.Load() {
 				s.shutdown(ErrConnectTimeout, s.errorFrame(ErrConnectTimeout, ""))
 			}
@@ -266,6 +272,10 @@ func (s *Session) writeLoop() {
 				pacer.Stop()
 				pacer = heartbeat.NewPacer(hb.send, 0)
 				connC = nil
+				if connT != nil {
+					connT.Stop()
+					connT = nil
+				}
 			}
 			if it.final {
 				final = true
