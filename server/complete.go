@@ -83,7 +83,7 @@ func (m *Message) Defer() (done func(err error)) {
 		if err != nil && cp.err == nil {
 			cp.err = err
 		}
-		ferr, frec := s.drainLocked()
+		frec, ferr := s.drainLocked()
 		s.mu.Unlock()
 		s.roomSignal()
 		if ferr != nil {
@@ -99,7 +99,7 @@ func (m *Message) Defer() (done func(err error)) {
 // still waiting. If a completed frame failed it returns its error and
 // receipt (the caller, without s.mu, ends the session with it) and drops
 // what follows. s.mu must be held.
-func (s *Session) drainLocked() (error, string) {
+func (s *Session) drainLocked() (receipt string, err error) {
 	n := 0
 	defer func() {
 		if n > 0 {
@@ -113,11 +113,11 @@ func (s *Session) drainLocked() (error, string) {
 	for ; n < len(s.pend); n++ {
 		c := s.pend[n]
 		if !c.sealed || c.waiting > 0 {
-			return nil, ""
+			return "", nil
 		}
 		if c.err != nil {
 			n = len(s.pend)
-			return c.err, c.receipt
+			return c.receipt, c.err
 		}
 		if c.hasReceipt && !s.closing {
 			// Not bounded by the outbound queue: these RECEIPTs are
@@ -125,7 +125,7 @@ func (s *Session) drainLocked() (error, string) {
 			s.out = append(s.out, outItem{f: frame.New(frame.CmdReceipt, frame.HdrReceiptID, c.receipt)})
 		}
 	}
-	return nil, ""
+	return "", nil
 }
 
 // complete finishes the handling of frame f (which succeeded) on the reader
@@ -136,7 +136,7 @@ func (s *Session) complete(f *frame.Frame) error {
 	if cp := s.cur; cp != nil {
 		s.cur = nil
 		cp.sealed = true
-		ferr, frec := s.drainLocked()
+		frec, ferr := s.drainLocked()
 		s.mu.Unlock()
 		if ferr != nil {
 			s.fail(ferr, frec)
@@ -251,4 +251,11 @@ func (s *Session) callSend(m *Message) error {
 	err := s.srv.h.Send(s.ctx, s, m)
 	m.ctl = nil
 	return err
+}
+
+// isClosing reports whether the session is ending.
+func (s *Session) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }

@@ -428,6 +428,9 @@ func (s *Session) onCommit(f *frame.Frame) error {
 	for _, op := range t.ops {
 		if op.msg != nil {
 			s.waitRoom(true)
+			if s.isClosing() { // ended while waiting for room: apply no more
+				return ErrSessionClosed
+			}
 			op.msg.Receipt = s.curReceipt
 			err = s.callSend(op.msg)
 		} else {
