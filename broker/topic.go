@@ -169,10 +169,16 @@ func (b *Broker) releaseAll(c *consumer) {
 }
 
 // drain delivers c's backlog as far as its session and, in a client ack
-// mode, its prefetch allow. b.mu must be held.
+// mode, its prefetch allow. The backlog of a subscription that is ending
+// is dropped at once, so that the SENDs it held need not wait for its
+// Unsubscribe or Disconnect. b.mu must be held.
 func (b *Broker) drain(c *consumer) {
 	for c.blen() > 0 && c.open() {
-		if b.offer(c, c.backlog[c.bhead].m) != offerDone {
+		switch b.offer(c, c.backlog[c.bhead].m) {
+		case offerFull:
+			return
+		case offerGone:
+			b.dropBacklog(c)
 			return
 		}
 		b.pop(c)
