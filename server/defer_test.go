@@ -371,3 +371,39 @@ func TestSilentClientStillDetected(t *testing.T) {
 		c.c.Close()
 	})
 }
+
+// TestWindowWaitKeepsClient: while the send window is full the engine
+// reads nothing, so the client's heart-beats wait in the transport; the
+// client is not declared dead for that, however long the handler takes.
+func TestWindowWaitKeepsClient(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &deferrer{}
+		srv := mustNew(d, WithName("test"), WithHeartBeat(0, 100*time.Millisecond), WithSendWindow(1, 1<<20))
+		c := dial(t, srv)
+		c.send("CONNECT\naccept-version:1.2\nhost:/\nheart-beat:100,0\n\n\x00")
+		c.expect("CONNECTED\nversion:1.2\nheart-beat:0,100\nsession:s1\nserver:test\n\n\x00")
+		c.send("SEND\ndestination:/q\nreceipt:r1\n\none\x00")
+		beat := c.sendAsync("\n") // waits unread: the window is full
+		time.Sleep(5 * time.Second)
+		select {
+		case err := <-c.done:
+			t.Fatalf("session ended while the engine waited for the handler: %v", err)
+		default:
+		}
+		d.done(0, nil)
+		c.expect("RECEIPT\nreceipt-id:r1\n\n\x00")
+		if err := <-beat; err != nil {
+			t.Fatal(err)
+		}
+		// Reading again, the silence is counted again.
+		start := time.Now()
+		err := <-c.done
+		if !errors.Is(err, heartbeat.ErrTimeout) {
+			t.Fatalf("ServeConn = %v, want a heart-beat timeout once the client is silent", err)
+		}
+		if d := time.Since(start); d > 300*time.Millisecond {
+			t.Fatalf("silence detected after %v", d)
+		}
+		c.c.Close()
+	})
+}
