@@ -99,6 +99,7 @@ func (s *Session) take(p *pendingAck) []string {
 			break
 		}
 	}
+	i = min(i, len(sub.pending)-1) // p is always there; never slice past the end
 	clear(sub.pending[sub.head : i+1])
 	sub.head = i + 1
 	sub.compact()
