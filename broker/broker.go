@@ -15,9 +15,10 @@
 // unacknowledged (in auto mode: unwritten) messages of a subscription that
 // goes away return to the queue at their original places, ahead of newer
 // messages and in the order they were sent, and are redelivered with a
-// redelivered:true header (NACKed ones after WithRedeliveryDelay, if set; a
-// message that has come back more than WithMaxRedeliveries times, if set,
-// moves to the dead-letter queue /queue/DLQ.<name> instead). A message
+// redelivered:true header (NACKed ones after WithRedeliveryDelay, if set;
+// a message that has come back more than WithMaxRedeliveries times, 20 by
+// default, moves to the dead-letter queue /queue/DLQ.<name> instead, unless
+// that queue is full). A message
 // leaves a queue only once acknowledged (in auto mode: written to the
 // client's transport). A message that no consumer's protocol version can
 // carry (a header with a newline, for 1.0 consumers) is dropped, logged and

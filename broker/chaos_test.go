@@ -108,7 +108,8 @@ func (cc *chaosConn) close() {
 // message sent is acknowledged exactly once, no aborted message is ever
 // delivered, and the queue ends empty.
 func TestChaosQueueExactlyOnce(t *testing.T) {
-	b := mustNew(t, broker.WithServerOptions(server.WithHeartBeat(0, 0), server.WithOutboundQueue(4)))
+	// No dead-lettering: every message is to be acknowledged on dest.
+	b := mustNew(t, broker.WithMaxRedeliveries(0), broker.WithServerOptions(server.WithHeartBeat(0, 0), server.WithOutboundQueue(4)))
 	defer b.Close()
 	const dest = "/queue/chaos"
 	const producers, each, consumers = 4, 200, 6

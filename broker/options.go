@@ -60,6 +60,10 @@ const (
 	// DefaultPrefetch is the unacknowledged messages a subscription may
 	// hold when its SUBSCRIBE says nothing.
 	DefaultPrefetch = 100
+	// DefaultMaxRedeliveries is how many times a queue message may go
+	// back to its queue before it moves to the dead-letter queue (as
+	// RabbitMQ's quorum queues' delivery-limit).
+	DefaultMaxRedeliveries = 20
 	// DefaultDeadLetterPrefix is put before a queue's name (without its
 	// "/queue/") to name its dead-letter queue.
 	DefaultDeadLetterPrefix = "/queue/DLQ."
@@ -74,6 +78,7 @@ func defaultConfig() config {
 		slowTimeout:  DefaultSlowConsumerTimeout,
 		fullTimeout:  DefaultQueueFullTimeout,
 		prefetch:     DefaultPrefetch,
+		maxRedeliver: DefaultMaxRedeliveries,
 		dlqPrefix:    DefaultDeadLetterPrefix,
 		logger:       slog.New(slog.DiscardHandler),
 	}
@@ -202,9 +207,10 @@ func WithPrefetch(n int) Option {
 // queue more than n times (NACKed, or unacknowledged when its consumer
 // left) to the queue's dead-letter queue (WithDeadLetterPrefix) instead
 // of redelivering it again. If the dead-letter queue is full the message
-// stays where it is. Messages of a dead-letter queue are never moved.
-// Default 0: no dead-lettering (messages are redelivered without end);
-// n must not be negative.
+// stays where it is, and nothing is lost either way. Messages of a
+// dead-letter queue are never moved. Default DefaultMaxRedeliveries; 0
+// turns dead-lettering off (messages are redelivered without end); n must
+// not be negative.
 func WithMaxRedeliveries(n int) Option {
 	return func(c *config) {
 		if n < 0 {

@@ -141,3 +141,28 @@ func TestLargePrefetchAckedOutOfOrder(t *testing.T) {
 		}
 	})
 }
+
+// By default a message goes to the dead-letter queue once it has come back
+// more than DefaultMaxRedeliveries times.
+func TestDeadLetterByDefault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t)
+		p := open(t, b.Pipe(), "1.2")
+		p.sendMsg("/queue/loop", "poison", "receipt", "r")
+		p.awaitReceipt("r")
+		c := open(t, b.Pipe(), "1.2")
+		c.receipt("SUBSCRIBE", "id", "0", "destination", "/queue/loop", "ack", "client-individual")
+		for range broker.DefaultMaxRedeliveries + 1 {
+			c.do("NACK", "id", c.recvCmd("MESSAGE").Header.Get("ack"))
+		}
+		c.receipt("SUBSCRIBE", "id", "1", "destination", "/queue/DLQ.loop")
+		if f := c.recvCmd("MESSAGE"); f.Header.Get("subscription") != "1" || string(f.Body) != "poison" {
+			t.Fatalf("got %v", f)
+		}
+		c.close()
+		p.close()
+		if st := b.Stats(); st.DeadLettered != 1 || st.Nacked != broker.DefaultMaxRedeliveries+1 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+}
