@@ -69,7 +69,12 @@
 // leave unchecked are bounded by WithMemoryLimit. The limits of the policy:
 // past WithMemoryLimit every producer waits, including one that feeds
 // itself; it is released as consumers drain, or when the slow-consumer
-// timeout cuts off a session that takes nothing. Waits for a full queue
+// timeout cuts off a session that takes nothing. A session that consumes a
+// queue in a client ack mode and also publishes can stop there with its
+// ACKs unread behind its waiting SENDs; if every consumer that could free
+// memory is such a session, they wait for each other (as with RabbitMQ's
+// memory alarm, keep publishing and consuming on separate connections, or
+// the memory limit above what the queues may hold). Waits for a full queue
 // are not ordered the same way (a consumer of a full queue may be a
 // producer stopped behind it); WithQueueFullTimeout ends them. A client
 // that waits for a RECEIPT without reading the messages before it stalls

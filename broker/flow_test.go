@@ -266,3 +266,66 @@ func TestFeedEachOtherNoDeadlock(t *testing.T) {
 		}
 	})
 }
+
+// Past WithMemoryLimit a topic SEND that has to wait in a backlog is
+// deferred even while the backlog is below its own mark; the RECEIPT comes
+// once the subscriber has read enough for the broker to be below the limit.
+func TestMemoryLimitDefersTopicSends(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t, broker.WithMemoryLimit(2000), broker.WithServerOptions(server.WithOutboundBytes(1)))
+		s := open(t, b.Pipe(), "1.2")
+		s.receipt("SUBSCRIBE", "id", "0", "destination", "/topic/mem")
+		p := open(t, b.Pipe(), "1.2")
+		body := strings.Repeat("t", 500)
+		for i := range 8 {
+			p.sendMsg("/topic/mem", body, "receipt", fmt.Sprint("r", i))
+		}
+		synctest.Wait()
+		st := b.Stats()
+		if st.Bytes <= 2000 || st.DeferredSends == 0 || st.Topics[0].BacklogBytes >= broker.DefaultBacklogLimit {
+			t.Fatalf("stats %+v", st)
+		}
+		for range 8 {
+			s.recvCmd("MESSAGE")
+		}
+		for i := range 8 {
+			if f := p.recvCmd("RECEIPT"); f.Header.Get("receipt-id") != fmt.Sprint("r", i) {
+				t.Fatalf("got %v", f)
+			}
+		}
+		s.close()
+		p.close()
+		if st := b.Stats(); st.Bytes != 0 || st.DeferredSends != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
+}
+
+// A subscriber that unsubscribes with a backlog frees it and completes the
+// SENDs it held at once.
+func TestUnsubscribeReleasesHeldSends(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t, broker.WithBacklogLimit(1000), broker.WithServerOptions(server.WithOutboundBytes(1)))
+		s := open(t, b.Pipe(), "1.2")
+		s.receipt("SUBSCRIBE", "id", "0", "destination", "/topic/bye")
+		p := open(t, b.Pipe(), "1.2")
+		body := strings.Repeat("u", 400)
+		for range 6 {
+			p.sendMsg("/topic/bye", body)
+		}
+		p.sendMsg("/topic/bye", body, "receipt", "last")
+		synctest.Wait()
+		if st := b.Stats(); st.DeferredSends == 0 {
+			t.Fatalf("stats %+v", st)
+		}
+		// s's reader is stuck behind the frames it does not read; it can
+		// still send: UNSUBSCRIBE.
+		s.do("UNSUBSCRIBE", "id", "0")
+		p.awaitReceipt("last")
+		if st := b.Stats(); st.Bytes != 0 || st.DeferredSends != 0 || len(st.Topics) != 0 || st.SlowConsumers != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+		s.c.Close()
+		p.close()
+	})
+}
