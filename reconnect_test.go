@@ -431,12 +431,19 @@ func TestFirstConnectRetry(t *testing.T) {
 
 func newBroker(t *testing.T, opts ...broker.Option) *broker.Broker {
 	t.Helper()
-	b := broker.New(opts...)
+	b, err := broker.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { b.Close() })
 	return b
 }
 
 func mustServer(t *testing.T, h server.Handler, opts ...server.Option) *server.Server {
 	t.Helper()
-	return server.New(h, opts...)
+	srv, err := server.New(h, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
 }

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"sync/atomic"
+
 	"github.com/stompout/stomp/frame"
 	"github.com/stompout/stomp/heartbeat"
 )
@@ -22,7 +24,11 @@ type completion struct {
 type sendCtl struct {
 	s    *Session
 	size int  // bytes counted toward the send window
-	used bool // Defer was called
+	// used is set by Defer, and by the engine once Handler.Send has
+	// returned (a later Defer does nothing). It is in the sendCtl, not a
+	// field of Message the engine would write after handing the Message
+	// over: a handler may copy the Message on other goroutines.
+	used atomic.Bool
 }
 
 // Defer, called by Handler.Send before it returns nil, says the handler
@@ -47,10 +53,9 @@ type sendCtl struct {
 // allocates the done closure.
 func (m *Message) Defer() (done func(err error)) {
 	c := m.ctl
-	if c == nil || c.used {
+	if c == nil || !c.used.CompareAndSwap(false, true) {
 		return func(error) {}
 	}
-	c.used = true
 	s := c.s
 	size := c.size
 	s.mu.Lock()
@@ -249,7 +254,7 @@ func (s *Session) callSend(m *Message) error {
 	ctl := &sendCtl{s: s, size: sendSize(m)}
 	m.ctl = ctl
 	err := s.srv.h.Send(s.ctx, s, m)
-	m.ctl = nil
+	ctl.used.Store(true)
 	return err
 }
 
