@@ -51,8 +51,9 @@ func runRecv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	atPhase(ctx, "dial")
 	conn, err := cf.dialStatus(ctx, stderr)
 	if err != nil {
-		if interrupted(ctx) {
-			return nil // nothing to disconnect from
+		if interrupted(ctx) { // nothing to disconnect from
+			fmt.Fprintln(stderr, "received 0 messages")
+			return nil
 		}
 		return err
 	}

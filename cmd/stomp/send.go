@@ -54,7 +54,8 @@ func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	atPhase(ctx, "dial")
 	conn, err := cf.dialStatus(ctx, stderr)
 	if err != nil {
-		if interrupted(ctx) {
+		if interrupted(ctx) { // nothing to disconnect from
+			fmt.Fprintf(stdout, "sent 0 messages to %s\n", *dest)
 			return nil
 		}
 		return err
