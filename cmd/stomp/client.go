@@ -60,9 +60,9 @@ func (c *connFlags) dial(ctx context.Context) (*stomp.Conn, error) {
 	return c.dialStatus(ctx, nil)
 }
 
-// dialStatus is dial that prints every state change after the first
-// connection (connected to X, connection lost, reconnecting) as one line
-// on status, unless status is nil or -q was given. status must be safe
+// dialStatus is dial that prints every state change (connected to X,
+// connection lost, reconnecting, closed by a failure) as one line on
+// status, unless status is nil or -q was given. status must be safe
 // for concurrent use: the Conn's own goroutine writes to it.
 func (c *connFlags) dialStatus(ctx context.Context, status io.Writer) (*stomp.Conn, error) {
 	opts := []stomp.Option{
@@ -98,8 +98,9 @@ func (c *connFlags) dialStatus(ctx context.Context, status io.Writer) (*stomp.Co
 	}
 	if status != nil && !c.quiet {
 		opts = append(opts, stomp.WithStateListener(func(e stomp.StateChange) {
-			switch e.State {
-			case stomp.StateConnected, stomp.StateLost, stomp.StateReconnecting:
+			switch {
+			case e.State == stomp.StateConnected, e.State == stomp.StateLost, e.State == stomp.StateReconnecting,
+				e.State == stomp.StateClosed && e.Err != nil: // it ended by itself: say so when it happens
 				fmt.Fprintln(status, e)
 			}
 		}))

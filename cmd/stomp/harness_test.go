@@ -72,15 +72,26 @@ type bg struct {
 
 // start runs the command on a goroutine.
 func start(ctx context.Context, stdin io.Reader, args ...string) *bg {
+	c := newBg()
+	c.start(ctx, stdin, args...)
+	return c
+}
+
+// newBg returns a command not started yet, so that a phase hook can refer
+// to its output.
+func newBg() *bg {
+	return &bg{stdout: newLockedBuffer(), stderr: newLockedBuffer(), done: make(chan struct{})}
+}
+
+// start runs the command on a goroutine.
+func (c *bg) start(ctx context.Context, stdin io.Reader, args ...string) {
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
-	c := &bg{stdout: newLockedBuffer(), stderr: newLockedBuffer(), done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		c.code = run(ctx, args, stdin, c.stdout, c.stderr)
 	}()
-	return c
 }
 
 // wait waits for the command to end and returns its exit code.
