@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -107,6 +108,7 @@ func TestInterruptAtEveryPhase(t *testing.T) {
 		{name: "send/inside Send, receipts", args: with(send, "-r"), hook: "send", connected: true},
 		{name: "send/waiting for a receipt", args: with(send, "-r"), block: "send", connected: true},
 		{name: "send/before a receipt", args: with(send, "-r"), hook: "receipt", connected: true},
+		{name: "send/reading stdin", args: []string{"send", "-d", "/queue/phase"}, hook: "read", connected: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,4 +174,35 @@ func TestInterruptAtEveryPhase(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInterruptWhileReadingStdin interrupts a send that waits for its
+// next line on a stdin that never ends: it must not wait for input to
+// exit 0 with a DISCONNECT.
+func TestInterruptWhileReadingStdin(t *testing.T) {
+	h := &phaseHandler{entered: make(chan struct{}), release: make(chan struct{})}
+	srv := server.New(h)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	defer func() {
+		srv.Close()
+		<-served
+	}()
+
+	ctx, interrupt := context.WithCancel(t.Context())
+	defer interrupt()
+	in, feed := io.Pipe()
+	defer feed.Close() // ends the stdin reader, blocked in Read
+	c := start(ctx, in, "send", "-u", "tcp://"+l.Addr().String(), "-d", "/queue/stdin")
+	c.stderr.waitContains(t, c.done, "connected to ", 1)
+	interrupt()
+	assert.Equal(t, 0, c.wait(t), c.stderr.String())
+	assert.Equal(t, "sent 0 messages to /queue/stdin\n", c.stdout.String())
+
+	require.NoError(t, srv.Shutdown(t.Context()))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	assert.Equal(t, []error{nil}, h.reasons, "the session must end with a DISCONNECT frame")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -262,4 +263,83 @@ func TestFailover(t *testing.T) {
 	code, _, stderr = runCmd(t, ctx, "", "send", "-q", "-u", list, "-d", "/queue/failover", "-m", "x")
 	require.Equal(t, 0, code, stderr)
 	assert.Empty(t, stderr)
+}
+
+// TestInterruptDuringOutage interrupts recv and send while the broker is
+// down and they are reconnecting (send blocked in a Send that waits for
+// the next transport): both exit 0 at once, with nothing to disconnect
+// from.
+func TestInterruptDuringOutage(t *testing.T) {
+	b, err := broker.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	defer b.Close()
+	for _, cmd := range []string{"recv", "send"} {
+		t.Run(cmd, func(t *testing.T) {
+			p, err := faultproxy.Start(b.Addr())
+			require.NoError(t, err)
+			defer p.Close()
+			ctx, interrupt := context.WithCancel(testCtx(t))
+			defer interrupt()
+			sending := make(chan struct{}, 1)
+			ctx = withPhaseHook(ctx, func(phase string) {
+				if phase == "send" {
+					sending <- struct{}{}
+				}
+			})
+			in, feed := io.Pipe()
+			defer feed.Close()
+			c := start(ctx, in, cmd, "-u", p.URL(), "-d", "/queue/outage")
+			c.stderr.waitContains(t, c.done, "connected to ", 1)
+			if cmd == "recv" {
+				c.stderr.waitContains(t, c.done, "subscribed to ", 1)
+			}
+			p.Down()
+			c.stderr.waitContains(t, c.done, "reconnecting: attempt 1 failed", 1)
+			if cmd == "send" {
+				// The Send waits for the next transport, which never comes.
+				_, err := io.WriteString(feed, "during the outage\n")
+				require.NoError(t, err)
+				<-sending
+			}
+			interrupt()
+			assert.Equal(t, 0, c.wait(t), c.stderr.String())
+			assert.NotContains(t, c.stderr.String(), "stomp "+cmd+":")
+			in.Close()
+		})
+	}
+}
+
+// TestRecvAcrossServeRestart is TestRecvAcrossBrokerRestart with the
+// command's own broker: "stomp serve" stopped (as by Ctrl-C) and started
+// again on the same address.
+func TestRecvAcrossServeRestart(t *testing.T) {
+	ctx := testCtx(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	url := "tcp://" + addr
+	serve := func() (*bg, context.CancelFunc) {
+		sctx, stop := context.WithCancel(ctx)
+		s := start(sctx, nil, "serve", "--tcp", addr, "--ws", "")
+		s.stdout.waitContains(t, s.done, "serving STOMP on "+url, 1)
+		return s, stop
+	}
+	s1, stop1 := serve()
+	recv := start(ctx, nil, "recv", "-u", url, "-d", "/queue/serve-restart", "-n", "2")
+	sendLines(t, ctx, url, "/queue/serve-restart", "before")
+	recv.stdout.waitContains(t, recv.done, "before\n", 1)
+
+	stop1()
+	require.Equal(t, 0, s1.wait(t), s1.stderr.String())
+	recv.stderr.waitContains(t, recv.done, "connection to "+url+" lost", 1)
+	s2, stop2 := serve()
+	defer func() {
+		stop2()
+		assert.Equal(t, 0, s2.wait(t), s2.stderr.String())
+	}()
+	sendLines(t, ctx, url, "/queue/serve-restart", "after")
+
+	require.Equal(t, 0, recv.wait(t), recv.stderr.String())
+	assert.Equal(t, "before\nafter\n", recv.stdout.String())
 }

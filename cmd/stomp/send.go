@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/stompout/stomp"
 )
@@ -81,13 +82,21 @@ func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			}
 		}
 	} else {
-		sc := bufio.NewScanner(stdin)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
-		for err == nil && sc.Scan() {
-			err = send(append([]byte(nil), sc.Bytes()...))
-		}
-		if err == nil {
-			err = sc.Err()
+		lines, readErr, stopReading := readLines(stdin)
+		defer stopReading()
+	read:
+		for err == nil {
+			atPhase(ctx, "read")
+			select {
+			case <-ctx.Done():
+				err = ctx.Err()
+			case line, ok := <-lines:
+				if !ok {
+					err = readErr()
+					break read
+				}
+				err = send(line)
+			}
 		}
 	}
 	if err == nil {
@@ -209,4 +218,33 @@ func (s *sender) confirm(ctx context.Context, n, size int) error {
 		s.confirmed++
 	}
 	return nil
+}
+
+// maxLine bounds one line of stdin, one message.
+const maxLine = 16 << 20
+
+// readLines reads the lines of r on a goroutine of its own, so that an
+// interrupt need not wait for input: lines yields each (a copy) and is
+// closed at EOF or on an error, which readErr then returns. stop ends the
+// goroutine once its Read in progress returns (a Read that never returns
+// keeps it: a process exits anyway). At most one line waits in lines.
+func readLines(r io.Reader) (lines <-chan []byte, readErr func() error, stop func()) {
+	ch := make(chan []byte)
+	quit := make(chan struct{})
+	var err error // written before ch is closed
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), maxLine)
+		for sc.Scan() {
+			select {
+			case ch <- append([]byte(nil), sc.Bytes()...):
+			case <-quit:
+				return
+			}
+		}
+		err = sc.Err()
+	}()
+	var once sync.Once
+	return ch, func() error { return err }, func() { once.Do(func() { close(quit) }) }
 }
