@@ -96,16 +96,32 @@ func (c *connFlags) dialStatus(ctx context.Context, status io.Writer) (*stomp.Co
 	if c.noReconnect {
 		opts = append(opts, stomp.WithReconnect(reconnect.Never()))
 	}
-	if status != nil && !c.quiet {
+	status = c.statusOut(status)
+	if status != nil {
+		first := true // Dial's own connection: said below, before Dial's caller goes on
 		opts = append(opts, stomp.WithStateListener(func(e stomp.StateChange) {
 			switch {
+			case e.State == stomp.StateConnected && first:
+				first = false
 			case e.State == stomp.StateConnected, e.State == stomp.StateLost, e.State == stomp.StateReconnecting,
 				e.State == stomp.StateClosed && e.Err != nil: // it ended by itself: say so when it happens
 				fmt.Fprintln(status, e)
 			}
 		}))
 	}
-	return stomp.Dial(ctx, c.url, opts...)
+	conn, err := stomp.Dial(ctx, c.url, opts...)
+	if err == nil && status != nil {
+		fmt.Fprintf(status, "connected to %s\n", conn.Addr())
+	}
+	return conn, err
+}
+
+// statusOut is where progress goes: status, or nil with -q.
+func (c *connFlags) statusOut(status io.Writer) io.Writer {
+	if c.quiet {
+		return nil
+	}
+	return status
 }
 
 // headerOpts turns -H key:value flags into call options.

@@ -22,7 +22,7 @@ func runRecv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		receipts = fs.Bool("r", false, "ask receipts for SUBSCRIBE and every ACK, and wait for them")
 		count    = fs.Int("n", 0, "exit after `N` messages (0: until Ctrl-C)")
 		headers  = fs.Bool("headers", false, "print each message's headers before its body")
-		prefetch = fs.Int("prefetch", 0, "unacknowledged messages the broker may send ahead (0: the client's default in the client ack modes, the channel's capacity; the broker's in auto)")
+		prefetch = fs.Int("prefetch", 0, "unacknowledged messages the broker may send ahead (0: in the client ack modes the subscription channel's capacity, 256; in auto the broker's default)")
 	)
 	if err := parseFlags(fs, args, stderr, "-d DEST [-u URL[,URL...]] [-a auto|client|client-individual] [-r] [-n N] [--headers] [--no-reconnect] [-q]"); err != nil {
 		return err
@@ -61,7 +61,7 @@ func runRecv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 
 	r := &receiver{
 		conn: conn, dest: *dest, mode: mode, receipts: *receipts, count: *count,
-		headers: *headers, quiet: cf.quiet, out: bufio.NewWriter(stdout), stderr: stderr,
+		headers: *headers, out: bufio.NewWriter(stdout), stderr: stderr, status: cf.statusOut(stderr),
 	}
 	err = r.run(ctx, subOpts)
 	if ferr := r.out.Flush(); ferr != nil && err == nil {
@@ -81,9 +81,9 @@ type receiver struct {
 	receipts bool
 	count    int
 	headers  bool
-	quiet    bool
 	out      *bufio.Writer // flushed whenever the subscription has nothing more waiting
-	stderr   io.Writer
+	stderr   io.Writer     // for warnings
+	status   io.Writer     // for progress; nil with -q
 
 	got         int // messages printed
 	stale       int // acks not sent: the message came on a lost transport (the broker redelivers it)
@@ -112,8 +112,8 @@ func (r *receiver) run(ctx context.Context, subOpts []stomp.CallOption) error {
 			return fmt.Errorf("subscribe receipt: %w", err)
 		}
 	}
-	if !r.quiet {
-		fmt.Fprintf(r.stderr, "subscribed to %s (STOMP %s, ack %s)\n", r.dest, r.conn.Version(), r.mode)
+	if r.status != nil {
+		fmt.Fprintf(r.status, "subscribed to %s (STOMP %s, ack %s)\n", r.dest, r.conn.Version(), r.mode)
 	}
 	for r.count <= 0 || r.got < r.count {
 		if len(sub.C()) == 0 {
