@@ -343,3 +343,25 @@ func TestRecvAcrossServeRestart(t *testing.T) {
 	require.Equal(t, 0, recv.wait(t), recv.stderr.String())
 	assert.Equal(t, "before\nafter\n", recv.stdout.String())
 }
+
+// TestRecvCountLeavesTheRest: recv -n N without -a acknowledges what it
+// prints (client mode, prefetch N), so that the messages past the N-th stay
+// in the queue for the next consumer instead of being consumed and
+// dropped at exit, as auto mode would.
+func TestRecvCountLeavesTheRest(t *testing.T) {
+	ctx := testCtx(t)
+	b, err := broker.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	defer b.Close()
+	sendLines(t, ctx, b.URL(), "/queue/count", "m0", "m1", "m2", "m3", "m4")
+
+	code, stdout, stderr := runCmd(t, ctx, "", "recv", "-u", b.URL(), "-d", "/queue/count", "-n", "2")
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "m0\nm1\n", stdout)
+	assert.Contains(t, stderr, "ack client")
+
+	code, stdout, stderr = runCmd(t, ctx, "", "recv", "-u", b.URL(), "-d", "/queue/count", "-n", "3", "-a", "auto")
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "m2\nm3\nm4\n", stdout)
+	assert.Contains(t, stderr, "ack auto")
+}

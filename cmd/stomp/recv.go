@@ -18,11 +18,11 @@ func runRecv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	cf.registerReconnect(fs)
 	var (
 		dest     = fs.String("d", "", "destination, e.g. /queue/a (required)")
-		ackMode  = fs.String("a", "auto", "ack `mode`: auto, client or client-individual")
+		ackMode  = fs.String("a", "", "ack `mode`: auto, client or client-individual (default auto; client with -n, so that what the broker sends past the N-th message stays in the queue)")
 		receipts = fs.Bool("r", false, "ask receipts for SUBSCRIBE and every ACK, and wait for them")
 		count    = fs.Int("n", 0, "exit after `N` messages (0: until Ctrl-C)")
 		headers  = fs.Bool("headers", false, "print each message's headers before its body")
-		prefetch = fs.Int("prefetch", 0, "unacknowledged messages the broker may send ahead (0: in the client ack modes the subscription channel's capacity, 256; in auto the broker's default)")
+		prefetch = fs.Int("prefetch", 0, "unacknowledged messages the broker may send ahead (0: in the client ack modes the subscription channel's capacity, 256, or -n if smaller; in auto the broker's default)")
 	)
 	if err := parseFlags(fs, args, stderr, "-d DEST [-u URL[,URL...]] [-a auto|client|client-individual] [-r] [-n N] [--headers] [--no-reconnect] [-q]"); err != nil {
 		return err
@@ -32,6 +32,15 @@ func runRecv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return errUsage
 	}
 	mode := stomp.AckMode(*ackMode)
+	if mode == "" {
+		// In auto mode a message is consumed once the broker has written
+		// it: those past the N-th, already on their way, would be lost at
+		// exit. Acknowledged one by one, they go back to the queue.
+		mode = stomp.AckAuto
+		if *count > 0 {
+			mode = stomp.AckClient
+		}
+	}
 	switch mode {
 	case stomp.AckAuto, stomp.AckClient, stomp.AckClientIndividual:
 	default:
@@ -43,8 +52,12 @@ func runRecv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	subOpts := append(callOpts, stomp.WithAck(mode))
-	if *prefetch > 0 {
+	switch {
+	case *prefetch > 0:
 		subOpts = append(subOpts, stomp.WithPrefetch(*prefetch))
+	case mode != stomp.AckAuto && *count > 0 && *count < stomp.DefaultSubscriptionBuffer:
+		// The broker need not send what recv will not print.
+		subOpts = append(subOpts, stomp.WithPrefetch(*count))
 	}
 	stderr = &syncWriter{w: stderr}
 
