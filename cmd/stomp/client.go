@@ -61,8 +61,7 @@ func (c *connFlags) dial(ctx context.Context) (*stomp.Conn, error) {
 }
 
 // dialStatus is dial that prints every state change (connected to X,
-// connection lost, reconnecting, closed by a failure) as one line on
-// status, unless status is nil or -q was given. status must be safe
+// connection lost, reconnecting) as one line on status, unless status is nil or -q was given. status must be safe
 // for concurrent use: the Conn's own goroutine writes to it.
 func (c *connFlags) dialStatus(ctx context.Context, status io.Writer) (*stomp.Conn, error) {
 	opts := []stomp.Option{
@@ -103,9 +102,8 @@ func (c *connFlags) dialStatus(ctx context.Context, status io.Writer) (*stomp.Co
 			switch {
 			case e.State == stomp.StateConnected && first:
 				first = false
-			case e.State == stomp.StateConnected, e.State == stomp.StateLost, e.State == stomp.StateReconnecting,
-				e.State == stomp.StateClosed && e.Err != nil: // it ended by itself: say so when it happens
-				fmt.Fprintln(status, e)
+			case e.State == stomp.StateConnected, e.State == stomp.StateLost, e.State == stomp.StateReconnecting:
+				fmt.Fprintln(status, e) // a Conn that ends by itself: the command says why as it exits
 			}
 		}))
 	}

@@ -90,6 +90,10 @@ func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			select {
 			case <-ctx.Done():
 				err = ctx.Err()
+			case <-conn.Done(): // it could not reconnect (--no-reconnect): do not wait for input
+				if err = conn.Err(); err == nil {
+					err = stomp.ErrClosed
+				}
 			case line, ok := <-lines:
 				if !ok {
 					err = readErr()
