@@ -74,12 +74,16 @@ func TestRecvBacklog(t *testing.T) {
 	for i := range lines {
 		lines[i] = fmt.Sprintf("m%04d %s", i, strings.Repeat("x", 100))
 	}
-	for _, ack := range []string{"auto", "client", "client-individual"} {
+	for _, ack := range []string{"default", "auto", "client", "client-individual"} {
 		t.Run(ack, func(t *testing.T) {
 			ctx := testCtx(t)
 			dest := "/queue/backlog-" + ack
 			sendLines(t, ctx, b.URL(), dest, lines...)
-			code, stdout, stderr := runCmd(t, ctx, "", "recv", "-u", b.URL(), "-d", dest, "-a", ack, "-n", fmt.Sprint(n))
+			args := []string{"recv", "-u", b.URL(), "-d", dest, "-n", fmt.Sprint(n)}
+			if ack != "default" {
+				args = append(args, "-a", ack)
+			}
+			code, stdout, stderr := runCmd(t, ctx, "", args...)
 			require.Equal(t, 0, code, stderr)
 			assert.Equal(t, strings.Join(lines, "\n")+"\n", stdout, "every message, once, in order")
 			assert.Contains(t, stderr, fmt.Sprintf("received %d messages\n", n))
