@@ -61,8 +61,10 @@ func (c *connFlags) dial(ctx context.Context) (*stomp.Conn, error) {
 }
 
 // dialStatus is dial that prints every state change (connected to X,
-// connection lost, reconnecting) as one line on status, unless status is nil or -q was given. status must be safe
-// for concurrent use: the Conn's own goroutine writes to it.
+// connection lost, reconnecting) as one line on status, unless status is
+// nil or -q was given. status must be safe for concurrent use: the Conn's
+// own goroutine writes to it. A Conn that ends by itself (--no-reconnect)
+// gets no line: the command says why as it exits.
 func (c *connFlags) dialStatus(ctx context.Context, status io.Writer) (*stomp.Conn, error) {
 	opts := []stomp.Option{
 		stomp.WithHost(c.host),
@@ -103,7 +105,7 @@ func (c *connFlags) dialStatus(ctx context.Context, status io.Writer) (*stomp.Co
 			case e.State == stomp.StateConnected && first:
 				first = false
 			case e.State == stomp.StateConnected, e.State == stomp.StateLost, e.State == stomp.StateReconnecting:
-				fmt.Fprintln(status, e) // a Conn that ends by itself: the command says why as it exits
+				fmt.Fprintln(status, e)
 			}
 		}))
 	}
