@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -205,4 +206,41 @@ func TestInterruptWhileReadingStdin(t *testing.T) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	assert.Equal(t, []error{nil}, h.reasons, "the session must end with a DISCONNECT frame")
+}
+
+// dropper closes every session that sends a message, before any RECEIPT.
+type dropper struct {
+	server.NopHandler
+	mu    sync.Mutex
+	sends int
+}
+
+func (d *dropper) Send(_ context.Context, s *server.Session, _ *server.Message) error {
+	d.mu.Lock()
+	d.sends++
+	d.mu.Unlock()
+	s.Close(nil)
+	return nil
+}
+
+// TestSendGivesUp: a message whose every sending loses the connection
+// before its receipt (here the server closes each session that sends it)
+// is sent maxTries times, then send fails instead of looping forever.
+func TestSendGivesUp(t *testing.T) {
+	d := &dropper{}
+	srv := server.New(d)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	defer func() {
+		srv.Close()
+		<-served
+	}()
+	c := start(t.Context(), nil, "send", "-q", "-u", "tcp://"+l.Addr().String(), "-d", "/queue/poison", "-m", "poison", "-r")
+	assert.Equal(t, 1, c.wait(t))
+	assert.Contains(t, c.stderr.String(), fmt.Sprintf("stomp send: message sent %d times", maxTries))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	assert.Equal(t, maxTries, d.sends)
 }

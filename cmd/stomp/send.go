@@ -19,6 +19,10 @@ import (
 const (
 	maxUnconfirmed      = 1024
 	maxUnconfirmedBytes = 16 << 20
+	// maxTries bounds how often one message is sent because the
+	// connection was lost while it was on its way: a message that itself
+	// makes the broker drop the connection must not be sent forever.
+	maxTries = 10
 )
 
 func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -138,14 +142,15 @@ type sender struct {
 
 // unconfirmed is a message sent with a receipt that has not arrived.
 type unconfirmed struct {
-	body []byte
-	r    *stomp.Receipt
+	body  []byte
+	r     *stomp.Receipt
+	tries int // times sent
 }
 
 // send sends body once, keeping it until its receipt arrives when asked
 // for one.
 func (s *sender) send(ctx context.Context, body []byte) error {
-	if err := s.write(ctx, body); err != nil {
+	if err := s.write(ctx, body, 0); err != nil {
 		return err
 	}
 	s.sent++
@@ -153,9 +158,13 @@ func (s *sender) send(ctx context.Context, body []byte) error {
 }
 
 // write sends body, again as long as the transport is lost while it is
-// written (the Conn reconnects meanwhile), and registers its receipt.
-func (s *sender) write(ctx context.Context, body []byte) error {
+// written (the Conn reconnects meanwhile), and registers its receipt;
+// tries is how often it was sent before.
+func (s *sender) write(ctx context.Context, body []byte, tries int) error {
 	for {
+		if tries++; tries > maxTries {
+			return fmt.Errorf("message sent %d times, the connection lost each time before the broker confirmed it", maxTries)
+		}
 		opts := s.opts
 		var r *stomp.Receipt
 		if s.receipts {
@@ -171,7 +180,7 @@ func (s *sender) write(ctx context.Context, body []byte) error {
 			return err
 		}
 		if r != nil {
-			s.pending = append(s.pending, unconfirmed{body, r})
+			s.pending = append(s.pending, unconfirmed{body, r, tries})
 			s.pendingBytes += len(body)
 		}
 		return nil
@@ -211,7 +220,7 @@ func (s *sender) confirm(ctx context.Context, n, size int) error {
 		}
 		if s.retry(err) {
 			s.resent++
-			if err := s.write(ctx, p.body); err != nil {
+			if err := s.write(ctx, p.body, p.tries); err != nil {
 				return err
 			}
 			continue
