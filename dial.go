@@ -74,6 +74,8 @@ type dialer struct {
 func (c *Conn) round(ctx context.Context) (*session, error) {
 	d := c.dialer
 	if d.redial != nil {
+		ctx, cancel := context.WithTimeout(ctx, c.cfg.connectTimeout)
+		defer cancel()
 		rw, err := d.redial(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("stomp: redial: %w", err)
@@ -98,8 +100,10 @@ func (c *Conn) round(ctx context.Context) (*session, error) {
 	return nil, errors.Join(errs...)
 }
 
-// open dials ep and runs the handshake.
+// open dials ep and runs the handshake, within the connect timeout.
 func (c *Conn) open(ctx context.Context, ep endpoint) (*session, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.connectTimeout)
+	defer cancel()
 	rw, err := c.dialEndpoint(ctx, ep)
 	if err != nil {
 		return nil, fmt.Errorf("stomp: dial %s: %w", ep, err)

@@ -1,6 +1,7 @@
 package stomp
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,15 +9,19 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/stompout/stomp/frame"
 	"github.com/stompout/stomp/internal/stomptest"
 	"github.com/stompout/stomp/internal/wire"
 	"github.com/stompout/stomp/reconnect"
@@ -272,4 +277,71 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// TestWebSocketOneFramePerMessage: over a WebSocket every frame the client
+// writes is one message, a large SEND included, and frames written in one
+// batch are not merged.
+func TestWebSocketOneFramePerMessage(t *testing.T) {
+	noLeaks(t)
+	msgs := make(chan []byte, 64)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"v12.stomp"}})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer ws.CloseNow()
+		ws.SetReadLimit(-1)
+		ctx := context.Background()
+		for first := true; ; first = false {
+			_, b, err := ws.Read(ctx)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			if first {
+				ws.Write(ctx, websocket.MessageText, []byte("CONNECTED\nversion:1.2\n\n\x00"))
+				continue
+			}
+			msgs <- b
+		}
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	ctx := ctxT(t)
+	c, err := Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), WithHeartBeat(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("x"), 64<<10)
+	if err := c.Send(ctx, "/queue/big", big); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() { c.Send(ctx, "/queue/small", []byte(fmt.Sprint(i))) })
+	}
+	wg.Wait()
+	c.Close()
+	var n int
+	for b := range msgs {
+		fr := frame.NewReader(bytes.NewReader(b))
+		fr.SetVersion(V12)
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("message %d: %v", n, err)
+		}
+		if n == 0 && len(f.Body) != len(big) {
+			t.Fatalf("first message: %s with %d bytes of body, want %d", f.Command, len(f.Body), len(big))
+		}
+		cmd := f.Command
+		if _, err := fr.ReadFrame(); err != io.EOF {
+			t.Fatalf("message %d (%s) holds more than one frame: %v", n, cmd, err)
+		}
+		n++
+	}
+	if n != 11 {
+		t.Fatalf("%d messages, want 11 (one per SEND)", n)
+	}
 }

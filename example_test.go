@@ -221,7 +221,10 @@ func ExampleConn_SendJSON() {
 // an in-memory pipe that the embedded broker serves.
 func ExampleConnect() {
 	ctx := context.Background()
-	b := broker.New()
+	b, err := broker.New()
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer b.Close()
 
 	conn, err := stomp.Connect(ctx, b.Pipe(), stomp.WithVersions(stomp.V11), stomp.WithLogin("demo", "demo"))

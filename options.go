@@ -40,6 +40,10 @@ const (
 	// holds for the application beyond its subscription channels, before
 	// its reader waits (see Subscription).
 	DefaultReceiveBuffer = 64 << 20
+	// DefaultConnectTimeout bounds each connection attempt, dial and
+	// handshake: a broker that accepts the transport but never answers
+	// CONNECT must not hold up a reconnect (or the next address) for good.
+	DefaultConnectTimeout = 10 * time.Second
 	// DefaultOutageQueue is how many frames may wait for the writer,
 	// during an outage included, before calls block.
 	DefaultOutageQueue = 256
@@ -68,6 +72,7 @@ type config struct {
 	recvBuffer      int64
 	outageQueue     int
 	outageWait      bool
+	connectTimeout  time.Duration
 	policy          reconnect.Policy
 	connectRetry    bool
 	shuffle         bool
@@ -90,6 +95,7 @@ func newConfig(opts []Option) (*config, error) {
 		recvBuffer:     DefaultReceiveBuffer,
 		outageQueue:    DefaultOutageQueue,
 		outageWait:     true,
+		connectTimeout: DefaultConnectTimeout,
 		policy:         reconnect.Default(),
 	}
 	for _, o := range opts {
@@ -251,6 +257,19 @@ func WithUnroutedBuffer(n int) Option {
 // ends with its first transport. Dial reconnects by default; Connect only
 // with WithRedial too.
 func WithReconnect(p reconnect.Policy) Option { return func(c *config) { c.policy = p } }
+
+// WithConnectTimeout bounds each connection attempt, the dial and the
+// handshake up to CONNECTED (DefaultConnectTimeout); the ctx of Dial or
+// Connect bounds the first one too. It must be positive.
+func WithConnectTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail("connect timeout %v <= 0", d)
+			return
+		}
+		c.connectTimeout = d
+	}
+}
 
 // WithConnectRetry makes Dial go on trying by the reconnect policy when
 // the first round of connection attempts fails, until one succeeds, the

@@ -225,15 +225,25 @@ func (s *session) wait() error {
 	receipts := s.receipts
 	s.receipts = nil
 	s.mu.Unlock()
-	end := ErrClosed // the user ended it, or the server after our DISCONNECT
-	if cause != nil && cause != errUserClosed {
-		end = lost(cause)
-	}
+	end := s.endErr()
 	for _, r := range receipts {
 		r.resolve(end)
 	}
 	close(s.done)
 	return cause
+}
+
+// endErr is what the end of the session means to a caller whose frame it
+// took with it: ErrClosed when the user ended it (or the server, after our
+// DISCONNECT), otherwise an error matching ErrConnectionLost.
+func (s *session) endErr() error {
+	s.mu.Lock()
+	cause := s.cause
+	s.mu.Unlock()
+	if cause == nil || cause == errUserClosed {
+		return ErrClosed
+	}
+	return lost(cause)
 }
 
 // disconnectEnd is what Disconnect returns when the session ended before

@@ -64,7 +64,7 @@ func (s *session) waitRoom() bool {
 
 func (s *session) readError(err error) error {
 	if s.ctx.Err() != nil {
-		return errUserClosed // fail has run: its cause wins
+		return s.endErr() // fail has run: its cause is the story
 	}
 	if s.c.disconnecting.Load() && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetClosed(err)) {
 		return nil // the server closed after our DISCONNECT: a clean end

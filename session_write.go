@@ -228,7 +228,7 @@ func (s *session) refuse(req *request) (error, bool) {
 // writeError wraps a transport error: the session is lost.
 func (s *session) writeError(err error) error {
 	if s.ctx.Err() != nil {
-		return errUserClosed // fail has run: its cause wins
+		return s.endErr() // fail has run: its cause is the story
 	}
 	return lost(fmt.Errorf("stomp: write: %w", err))
 }

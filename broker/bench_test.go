@@ -11,7 +11,7 @@ import (
 // BenchmarkQueue measures one producer and one auto-ack consumer through a
 // queue over in-process pipes: SEND parsed, queued, MESSAGE written, read.
 func BenchmarkQueue(b *testing.B) {
-	br := broker.New(broker.WithServerOptions(server.WithHeartBeat(0, 0)))
+	br := mustNew(b, broker.WithServerOptions(server.WithHeartBeat(0, 0)))
 	defer br.Close()
 	c := open(b, br.Pipe(), "1.2")
 	c.receipt("SUBSCRIBE", "id", "0", "destination", "/queue/bench")

@@ -15,104 +15,83 @@
 // unacknowledged (in auto mode: unwritten) messages of a subscription that
 // goes away return to the queue at their original places, ahead of newer
 // messages and in the order they were sent, and are redelivered with a
-// redelivered:true header. A message leaves a queue only once acknowledged
-// (in auto mode: written to the client's transport). A message that no
-// consumer's protocol version can carry (a header with a newline, for 1.0
-// consumers) is dropped, logged and counted in Stats.Undeliverable.
+// redelivered:true header (NACKed ones after WithRedeliveryDelay, if set;
+// a message that has come back more than WithMaxRedeliveries times, 20 by
+// default, moves to the dead-letter queue /queue/DLQ.<name> instead, unless
+// that queue is full). A message
+// leaves a queue only once acknowledged (in auto mode: written to the
+// client's transport). A message that no consumer's protocol version can
+// carry (a header with a newline, for 1.0 consumers) is dropped, logged and
+// counted in Stats.Undeliverable.
 //
-// Overflow policy, never a silent drop: a SEND to a queue that already
-// holds WithQueueLimit messages (ready and unacknowledged) is refused with an
-// ERROR "queue full" (carrying the SEND's receipt-id). A topic subscriber
-// in a client ack mode with prefetch-count messages unacknowledged gets
-// further messages as its acks make room, in order; one that cannot take
-// a message (its session's outbound queue is full, or WithQueueLimit
-// messages wait for its acks) is disconnected with an ERROR "slow
-// consumer"; other subscribers and sessions are not held up. Queue consumers are never disconnected for
-// being slow: their messages wait in the queue.
+// # Flow control
+//
+// Nothing is dropped and nobody is disconnected for a burst: when messages
+// arrive faster than they leave, the broker holds them, within byte
+// budgets, and past those budgets pushes back on the producers. It does so
+// by completing SENDs late (server.Message.Defer): a deferred SEND gets its
+// RECEIPT only once the broker lets it go, and a session with a send window
+// (server.WithSendWindow) of deferred SENDs is not read from any more, so
+// TCP stops its producer.
+//
+//   - A topic subscriber that cannot take a message now (its session's
+//     outbound queue is full, server.WithOutboundBytes; or, in a client ack
+//     mode, prefetch-count messages are unacknowledged) gets it later, in
+//     order, from its backlog, drained as its session writes and acks.
+//     While a backlog holds more than WithBacklogLimit bytes (default
+//     1 MiB), the SENDs of other sessions that add to it are deferred until
+//     it is down to half.
+//   - A queue takes at most WithQueueLimit messages and WithQueueBytes bytes
+//     (default 100,000 and 64 MiB). A SEND to a full queue waits, deferred,
+//     in order, until there is room; if it waits longer than
+//     WithQueueFullTimeout (default 30s) it is refused with an ERROR "queue
+//     full" carrying its receipt-id, which ends the producer's session, and
+//     its message is not queued.
+//   - The broker as a whole holds at most about WithMemoryLimit bytes of
+//     messages (default 512 MiB; queues, backlogs and waiting SENDs,
+//     reported in Stats.Bytes). Past it, every SEND that adds to them is
+//     taken but deferred until the broker is below the limit again: it can
+//     overshoot by at most one send window per producing session.
+//   - A session is a slow consumer only when it has a topic backlog and
+//     nothing has been written to it for WithSlowConsumerTimeout (default
+//     30s): then it alone is cut off with an ERROR "slow consumer", its
+//     backlog is freed, the SENDs its backlog held are completed and its
+//     unacknowledged queue messages go back to their queues. Queue
+//     consumers are never cut off for being slow: their messages wait in
+//     the queue.
+//
+// The rules keep the waits free of deadlocks: a SEND is never deferred for
+// a backlog of its own session (a session that publishes to a topic it
+// subscribes to), nor for the backlog of a session that has deferred SENDs
+// itself (whose reader may be stopped and its acks unread), so the waits
+// between sessions never form a cycle (two sessions that feed each other,
+// or client-ack echo loops, always progress). The backlogs those rules
+// leave unchecked are bounded by WithMemoryLimit. The limits of the policy:
+// past WithMemoryLimit every producer waits, including one that feeds
+// itself; it is released as consumers drain, or when the slow-consumer
+// timeout cuts off a session that takes nothing. Waits for a full queue
+// are not ordered the same way (a consumer of a full queue may be a
+// producer stopped behind it); WithQueueFullTimeout ends them. A client
+// that waits for a RECEIPT without reading the messages before it stalls
+// itself; the broker cuts it off after the slow-consumer timeout if it has
+// a backlog.
 //
 // Locking: one mutex guards all broker state. It is held while calling
-// server.Session.Deliver and Session.Close, which never block, and never
-// while the engine writes to a socket.
+// server.Session.Deliver and Session.Close and the done functions of
+// deferred SENDs, which never block, and never while the engine writes to
+// a socket. Acknowledgements resolve in O(1) per message (an index by
+// message-id).
 package broker
 
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
 
 	"github.com/stompout/stomp/server"
 )
-
-// Option configures a Broker.
-type Option func(*config)
-
-type config struct {
-	users      map[string]string
-	queueLimit int
-	prefetch   int
-	serverOpts []server.Option
-	logger     *slog.Logger
-}
-
-// Defaults of the broker's options.
-const (
-	DefaultQueueLimit = 100000
-	DefaultPrefetch   = 100
-)
-
-// WithUsers makes the broker require a login and passcode from this list
-// (login -> passcode). Without it (or with an empty map) anyone may connect.
-func WithUsers(users map[string]string) Option {
-	return func(c *config) {
-		c.users = make(map[string]string, len(users))
-		for k, v := range users {
-			c.users[k] = v
-		}
-	}
-}
-
-// WithQueueLimit bounds the messages one queue holds (ready plus delivered
-// but unacknowledged). A SEND beyond it fails with an ERROR "queue full".
-// It also bounds the topic messages a subscriber in a client ack mode may
-// have waiting for room in its prefetch; beyond it the subscriber is
-// disconnected as a slow consumer. Default 100000; n <= 0 keeps the
-// default.
-func WithQueueLimit(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.queueLimit = n
-		}
-	}
-}
-
-// WithPrefetch sets the number of unacknowledged messages a subscription
-// may hold when its SUBSCRIBE has no prefetch-count header. Default 100.
-func WithPrefetch(n int) Option {
-	return func(c *config) {
-		if n > 0 {
-			c.prefetch = n
-		}
-	}
-}
-
-// WithServerOptions passes options to the server.Server the broker runs
-// its sessions with (heart-beats, limits, name, ...).
-func WithServerOptions(opts ...server.Option) Option {
-	return func(c *config) { c.serverOpts = append(c.serverOpts, opts...) }
-}
-
-// WithLogger sets the broker's logger, also passed to its server unless
-// WithServerOptions sets another one. Default: discard.
-func WithLogger(l *slog.Logger) Option {
-	return func(c *config) {
-		if l != nil {
-			c.logger = l
-		}
-	}
-}
 
 // Broker is the embedded broker. It implements server.Handler; its methods
 // are safe for concurrent use.
@@ -128,21 +107,29 @@ type Broker struct {
 	sessions map[*server.Session]*client
 	seq      uint64 // message ids
 	st       counters
+	// bytes is what the broker holds of messages (bodies and headers): in
+	// queues, topic backlogs (each message once) and waiting SENDs.
+	bytes int64
+	// memHolds are the SENDs completed once bytes is below
+	// WithMemoryLimit again.
+	memHolds []*hold
+	deferred int  // SENDs whose completion the broker holds back
+	closed   bool // Close or Shutdown has run: timers do nothing
 }
 
 var _ server.Handler = (*Broker)(nil)
 
 // New returns a broker with its own server.Server (see Server), not yet
 // listening anywhere: serve it with Pipe, with b.Server().Serve, or use
-// Start.
-func New(opts ...Option) *Broker {
-	cfg := config{
-		queueLimit: DefaultQueueLimit,
-		prefetch:   DefaultPrefetch,
-		logger:     slog.New(slog.DiscardHandler),
-	}
+// Start. It returns an error, and no broker, if an option (its own or a
+// server option) was given a value it cannot take.
+func New(opts ...Option) (*Broker, error) {
+	cfg := defaultConfig()
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.err != nil {
+		return nil, cfg.err
 	}
 	b := &Broker{
 		cfg:      cfg,
@@ -151,15 +138,22 @@ func New(opts ...Option) *Broker {
 		sessions: make(map[*server.Session]*client),
 	}
 	sopts := append([]server.Option{server.WithLogger(cfg.logger)}, cfg.serverOpts...)
-	b.srv = server.New(b, sopts...)
-	return b
+	srv, err := server.New(b, sopts...)
+	if err != nil {
+		return nil, err
+	}
+	b.srv = srv
+	return b, nil
 }
 
 // Start is New plus a TCP listener on addr (e.g. "127.0.0.1:0" for an
 // ephemeral port; a "tcp://" prefix is allowed) served on a goroutine of
 // its own. Close or Shutdown stop it.
 func Start(addr string, opts ...Option) (*Broker, error) {
-	b := New(opts...)
+	b, err := New(opts...)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", strings.TrimPrefix(addr, "tcp://"))
 	if err != nil {
 		return nil, err
@@ -208,6 +202,7 @@ func (b *Broker) Pipe() net.Conn {
 func (b *Broker) Close() error {
 	err := b.srv.Close()
 	b.wg.Wait()
+	b.stop()
 	return err
 }
 
@@ -216,6 +211,7 @@ func (b *Broker) Close() error {
 func (b *Broker) Shutdown(ctx context.Context) error {
 	err := b.srv.Shutdown(ctx)
 	b.wg.Wait()
+	b.stop()
 	if errors.Is(err, server.ErrServerClosed) {
 		err = nil
 	}

@@ -108,7 +108,8 @@ func (cc *chaosConn) close() {
 // message sent is acknowledged exactly once, no aborted message is ever
 // delivered, and the queue ends empty.
 func TestChaosQueueExactlyOnce(t *testing.T) {
-	b := broker.New(broker.WithServerOptions(server.WithHeartBeat(0, 0), server.WithOutboundQueue(4)))
+	// No dead-lettering: every message is to be acknowledged on dest.
+	b := mustNew(t, broker.WithMaxRedeliveries(0), broker.WithServerOptions(server.WithHeartBeat(0, 0), server.WithOutboundQueue(4)))
 	defer b.Close()
 	const dest = "/queue/chaos"
 	const producers, each, consumers = 4, 200, 6
@@ -363,7 +364,7 @@ func TestChaosQueueExactlyOnce(t *testing.T) {
 // mode (acking as they go): each subscriber receives every message exactly
 // once, each producer's messages in the order they were sent.
 func TestTopicConcurrentFanOut(t *testing.T) {
-	b := broker.New(broker.WithServerOptions(server.WithHeartBeat(0, 0)))
+	b := mustNew(t, broker.WithServerOptions(server.WithHeartBeat(0, 0)))
 	defer b.Close()
 	const dest = "/topic/fan"
 	const producers, each = 4, 200

@@ -205,7 +205,7 @@ func TestClientDialTCPAndWebSocket(t *testing.T) {
 
 func TestClientRefusals(t *testing.T) {
 	ctx := testCtx(t)
-	b := newBroker(t, broker.WithUsers(map[string]string{"app": "secret"}), broker.WithQueueLimit(1))
+	b := newBroker(t, broker.WithUsers(map[string]string{"app": "secret"}), broker.WithQueueLimit(1), broker.WithQueueFullTimeout(50*time.Millisecond))
 	_, err := stomp.Connect(ctx, b.Pipe(), stomp.WithLogin("app", "wrong"))
 	var ce *stomp.ConnectError
 	if !errors.As(err, &ce) || ce.Server == nil || ce.Server.Message != "access refused" || strings.Contains(string(ce.Server.Body), "wrong") {
@@ -359,7 +359,7 @@ func TestClientHeartBeats(t *testing.T) {
 // A client that stops sending heart-beats is dropped by the broker.
 func TestClientSilentIsDropped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := broker.New(broker.WithServerOptions(server.WithHeartBeat(0, time.Second)))
+		b := mustNew(t, broker.WithServerOptions(server.WithHeartBeat(0, time.Second)))
 		defer b.Close()
 		c := open(t, b.Pipe(), "1.2", "heart-beat", "1000,0")
 		start := time.Now()

@@ -5,23 +5,36 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/stompout/stomp/server"
 )
 
 // client is the broker's state for one connected session. Guarded by
-// Broker.mu.
+// Broker.mu unless said otherwise.
 type client struct {
 	sess *server.Session
 	subs map[string]*consumer // by subscription id
-	// stalled is set (under Broker.mu) when a queue delivery found the
-	// session's outbound queue full; the next Written callback of any of
-	// the session's deliveries, queue or topic, retries its queues. Atomic
-	// so that topic deliveries' callbacks can check it without the lock.
+	// stalled is set (under Broker.mu) when a delivery found the session's
+	// outbound queue full; the next Written callback of any of the
+	// session's deliveries, queue or topic, drains its backlogs and retries
+	// its queues. Atomic so that topic deliveries' callbacks can check it
+	// without the lock.
 	stalled atomic.Bool
-	// resume is the Written callback of topic deliveries: it retries the
-	// session's queues if it is stalled. Made once, at CONNECT.
+	// progress counts the frames written to the session (Written(nil)), on
+	// its writer goroutine; the slow-consumer check compares it over time.
+	progress atomic.Uint64
+	// resume is the Written callback of topic deliveries. Made once, at
+	// CONNECT.
 	resume func(error)
+	// held counts the session's SENDs whose completion the broker defers.
+	held int
+	// backlogs counts the session's topic subscriptions with a backlog;
+	// timer checks progress while it is not zero.
+	backlogs int
+	timer    *time.Timer
+	seen     uint64    // progress at the last check that saw it change
+	since    time.Time // when progress last changed
 }
 
 // consumer is one subscription, to a queue or to a topic. Guarded by
@@ -32,17 +45,31 @@ type consumer struct {
 	q        *queue // nil for a topic subscription
 	t        *topic // nil for a queue subscription
 	prefetch int
-	unacked  []*qmsg // client ack modes: delivered, not acknowledged, oldest first
-	inflight int     // auto mode: handed to the session, not yet written
-	pending  int     // topic, client ack modes: delivered, not acknowledged
-	// backlog holds, in a client ack mode, the topic messages published
-	// while pending was at prefetch, oldest first; bounded by
-	// WithQueueLimit.
-	backlog []*server.Message
-	skip    bool // within one dispatch pass: the session refused a delivery
+	// unacked holds, in a client ack mode, the queue messages delivered
+	// and not acknowledged, by message-id: an ACK resolves in O(1).
+	unacked  map[string]*qmsg
+	inflight int // queue, auto mode: handed to the session, not yet written
+	pending  int // topic, client ack modes: delivered, not acknowledged
+	// backlog[bhead:] holds, oldest first, the topic messages the
+	// subscriber could not take yet (its outbound queue full, or in a
+	// client ack mode its prefetch used up); bbytes is their size.
+	backlog []*tmsg
+	bhead   int
+	bbytes  int64
+	// holds are the SENDs of other sessions waiting for this backlog to
+	// come down to half of WithBacklogLimit.
+	holds []*hold
+	skip  bool // within one dispatch pass: the session refused a delivery
 }
 
 func (c *consumer) auto() bool { return c.sub.Ack == server.AckAuto }
+
+// blen is the number of messages in c's topic backlog.
+func (c *consumer) blen() int { return len(c.backlog) - c.bhead }
+
+// open reports whether the topic subscriber c may be offered a message
+// now, as far as its prefetch is concerned.
+func (c *consumer) open() bool { return c.auto() || c.pending < c.prefetch }
 
 // credit reports whether the consumer may take one more queue message.
 func (c *consumer) credit() bool {
@@ -62,7 +89,10 @@ func (b *Broker) Connect(ctx context.Context, s *server.Session, req *server.Con
 		}
 	}
 	cl := &client{sess: s, subs: make(map[string]*consumer)}
-	cl.resume = func(error) {
+	cl.resume = func(err error) {
+		if err == nil {
+			cl.progress.Add(1)
+		}
 		if cl.stalled.Load() {
 			b.mu.Lock()
 			b.unstall(cl, nil)
@@ -75,31 +105,37 @@ func (b *Broker) Connect(ctx context.Context, s *server.Session, req *server.Con
 	return nil
 }
 
-// Send puts m on its queue (ERROR "queue full" past WithQueueLimit) or
-// fans it out to the topic's subscribers.
+// Send fans m out to its topic's subscribers or puts it on its queue. Its
+// completion (RECEIPT) is deferred while it waits for room in a full queue,
+// for a subscriber's backlog to drain, or for the broker's memory to come
+// below its limit (see the package doc); a SEND that waits for a full
+// queue longer than WithQueueFullTimeout gets an ERROR "queue full".
 func (b *Broker) Send(ctx context.Context, s *server.Session, m *server.Message) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	from := b.sessions[s]
+	if from == nil {
+		return server.ErrSessionClosed
+	}
 	b.seq++
 	m.ID = "m-" + strconv.FormatUint(b.seq, 10)
 	m.Header.Del("redelivered") // the broker's to say, not the producer's
+	b.st.in++
 	if isTopic(m.Destination) {
-		b.st.in++
-		b.publish(m)
+		b.publish(from, m)
 		return nil
 	}
 	q := b.queue(m.Destination)
-	if q.held >= b.cfg.queueLimit {
-		b.st.refused++
-		b.gc(q)
-		return &server.ApplicationError{
-			Message: "queue full",
-			Body:    m.Destination + " holds " + strconv.Itoa(q.held) + " messages, its limit",
-		}
+	qm := &qmsg{m: m, q: q, seq: b.seq, size: msgSize(m)}
+	if len(q.waiting) > 0 || !q.room(qm.size, &b.cfg) {
+		b.wait(q, qm, from, m)
+		return nil
 	}
-	b.st.in++
-	q.push(&qmsg{m: m, q: q, seq: b.seq})
-	q.held++
+	b.take(qm.size)
+	q.add(qm)
+	if b.overMemory() {
+		b.holdForMemory(b.newHold(from, m))
+	}
 	b.dispatch(q)
 	return nil
 }
@@ -119,6 +155,9 @@ func (b *Broker) Subscribe(ctx context.Context, s *server.Session, sub *server.S
 		c.t.subs[c] = struct{}{}
 		return nil
 	}
+	if !c.auto() {
+		c.unacked = make(map[string]*qmsg)
+	}
 	c.q = b.queue(sub.Destination)
 	c.q.consumers = append(c.q.consumers, c)
 	b.dispatch(c.q)
@@ -137,7 +176,7 @@ func (b *Broker) prefetch(sub *server.Subscription) int {
 }
 
 // Unsubscribe removes the consumer; its unacknowledged messages go back to
-// the queue.
+// the queue, its topic backlog is dropped.
 func (b *Broker) Unsubscribe(ctx context.Context, s *server.Session, sub *server.Subscription) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -150,15 +189,16 @@ func (b *Broker) Unsubscribe(ctx context.Context, s *server.Session, sub *server
 	return nil
 }
 
-// Ack acknowledges the messages a.MessageIDs lists.
+// Ack acknowledges the messages a.MessageIDs lists, each in O(1).
 func (b *Broker) Ack(ctx context.Context, s *server.Session, a *server.Ack) error {
 	b.settle(s, a, false)
 	return nil
 }
 
 // Nack returns the messages a.MessageIDs lists to their queue, ahead of
-// newer messages, for redelivery (topic messages are dropped: topics do
-// not keep messages).
+// newer messages, for redelivery (after WithRedeliveryDelay; to the
+// dead-letter queue past WithMaxRedeliveries). Topic messages are
+// dropped: topics do not keep messages.
 func (b *Broker) Nack(ctx context.Context, s *server.Session, a *server.Ack) error {
 	b.settle(s, a, true)
 	return nil
@@ -185,27 +225,33 @@ func (b *Broker) settle(s *server.Session, a *server.Ack, nack bool) {
 		b.drain(c)
 		return
 	}
+	q := c.q
 	var back []*qmsg
+	freed := false
 	for _, id := range a.MessageIDs {
-		for i, qm := range c.unacked {
-			if qm.m.ID != id {
-				continue
-			}
-			c.unacked = append(c.unacked[:i], c.unacked[i+1:]...)
-			if nack {
-				back = append(back, qm)
-			} else {
-				c.q.held--
-			}
-			break
+		qm := c.unacked[id]
+		if qm == nil {
+			continue
+		}
+		delete(c.unacked, id)
+		if nack {
+			back = append(back, qm)
+		} else {
+			b.consumed(qm)
+			freed = true
 		}
 	}
-	c.q.requeue(back)
-	b.dispatch(c.q)
+	if len(back) > 0 {
+		b.redeliver(q, back, true)
+	}
+	if freed {
+		b.admit(q)
+	}
+	b.dispatch(q)
 }
 
 // Disconnect removes the session's consumers; their unacknowledged
-// messages go back to their queues.
+// messages go back to their queues, their topic backlogs are dropped.
 func (b *Broker) Disconnect(ctx context.Context, s *server.Session, reason error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -218,6 +264,10 @@ func (b *Broker) Disconnect(ctx context.Context, s *server.Session, reason error
 		b.remove(c)
 	}
 	clear(cl.subs)
+	if cl.timer != nil {
+		cl.timer.Stop()
+		cl.timer = nil
+	}
 }
 
 // Error logs the error that ended a session.
@@ -225,12 +275,14 @@ func (b *Broker) Error(ctx context.Context, s *server.Session, err error) {
 	b.cfg.logger.Debug("stomp session error", "session", s.ID(), "err", err)
 }
 
-// remove detaches c from its queue or topic and requeues its
-// unacknowledged messages. b.mu must be held.
+// remove detaches c from its queue or topic: a topic subscriber's backlog
+// is dropped, a queue consumer's unacknowledged messages are requeued.
+// b.mu must be held.
 func (b *Broker) remove(c *consumer) {
 	if c.t != nil {
+		b.dropBacklog(c)
 		delete(c.t.subs, c)
-		if len(c.t.subs) == 0 {
+		if len(c.t.subs) == 0 && b.topics[c.t.name] == c.t {
 			delete(b.topics, c.t.name)
 		}
 		return
@@ -245,7 +297,13 @@ func (b *Broker) remove(c *consumer) {
 			break
 		}
 	}
-	q.requeue(c.unacked)
-	c.unacked = nil
+	if len(c.unacked) > 0 {
+		back := make([]*qmsg, 0, len(c.unacked))
+		for _, qm := range c.unacked {
+			back = append(back, qm)
+		}
+		clear(c.unacked)
+		b.redeliver(q, back, false)
+	}
 	b.dispatch(q)
 }

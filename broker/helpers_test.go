@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stompout/stomp/broker"
 	"github.com/stompout/stomp/frame"
 	"go.uber.org/goleak"
 )
@@ -153,4 +154,14 @@ func (c *raw) close() {
 	c.do(frame.CmdDisconnect, "receipt", "bye")
 	c.awaitReceipt("bye")
 	c.c.Close()
+}
+
+// mustNew is broker.New for options that must be valid.
+func mustNew(t testing.TB, opts ...broker.Option) *broker.Broker {
+	t.Helper()
+	b, err := broker.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

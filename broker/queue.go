@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"errors"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/stompout/stomp/frame"
 	"github.com/stompout/stomp/server"
@@ -14,8 +16,11 @@ type qmsg struct {
 	m           *server.Message // as sent; shared, never modified
 	q           *queue
 	seq         uint64 // the order of SEND: the queue keeps its ready messages in this order
+	size        int64  // msgSize(m)
+	returns     int    // times it went back to the queue after a delivery
 	redelivered bool
 	again       *server.Message // m with redelivered:true, made on first redelivery
+	due         time.Time       // NACKed with a redelivery delay: when it is ready again
 }
 
 // message returns what to deliver: m, or its redelivered copy.
@@ -24,12 +29,17 @@ func (qm *qmsg) message() *server.Message {
 		return qm.m
 	}
 	if qm.again == nil {
-		c := *qm.m
-		c.Header = qm.m.Header.Clone()
+		c := copyMessage(qm.m)
 		c.Header.Set("redelivered", "true")
-		qm.again = &c
+		qm.again = c
 	}
 	return qm.again
+}
+
+// copyMessage returns a copy of m with its own header. Field by field: the
+// engine still writes m's unexported fields after Send returns.
+func copyMessage(m *server.Message) *server.Message {
+	return &server.Message{ID: m.ID, Destination: m.Destination, Header: m.Header.Clone(), Body: m.Body}
 }
 
 // queue is a point-to-point destination. Guarded by Broker.mu.
@@ -38,11 +48,129 @@ type queue struct {
 	ready     []*qmsg // waiting for a consumer; ready[head:] in order
 	head      int
 	consumers []*consumer
-	next      int // round-robin position in consumers
-	held      int // ready + unacknowledged + in flight: what WithQueueLimit bounds
+	next      int   // round-robin position in consumers
+	held      int   // ready + unacknowledged + in flight + delayed: what WithQueueLimit bounds
+	bytes     int64 // their size: what WithQueueBytes bounds
+	// waiting lists, oldest first, the SENDs that found the queue full;
+	// wtimer refuses those that wait past WithQueueFullTimeout.
+	waiting []*waiter
+	wtimer  *time.Timer
+	// delayed lists, in due order, the NACKed messages waiting for
+	// WithRedeliveryDelay; dtimer makes them ready.
+	delayed []*qmsg
+	dtimer  *time.Timer
 }
 
 func (q *queue) depth() int { return len(q.ready) - q.head }
+
+// room reports whether q may take one more message of size bytes. An
+// empty queue takes any one message, so that a message larger than
+// WithQueueBytes does not wait for ever.
+func (q *queue) room(size int64, cfg *config) bool {
+	return q.held < cfg.queueLimit && (q.held == 0 || q.bytes+size <= cfg.queueBytes)
+}
+
+// add puts a new message (its bytes already counted by Broker.take) at the
+// end of q.
+func (q *queue) add(qm *qmsg) {
+	q.push(qm)
+	q.held++
+	q.bytes += qm.size
+}
+
+// consumed counts qm out of its queue and the broker's bytes: acknowledged,
+// written in auto mode, or dropped as undeliverable. The caller admits
+// waiting SENDs afterwards. b.mu must be held.
+func (b *Broker) consumed(qm *qmsg) {
+	qm.q.held--
+	qm.q.bytes -= qm.size
+	b.give(qm.size)
+}
+
+// redeliver returns msgs, delivered to a consumer and not consumed, to
+// their queue q: past WithMaxRedeliveries to the dead-letter queue, NACKed
+// ones (nack) after WithRedeliveryDelay, the others at once, at their
+// original places. b.mu must be held.
+func (b *Broker) redeliver(q *queue, msgs []*qmsg, nack bool) {
+	back := msgs[:0:0]
+	moved := false
+	for _, qm := range msgs {
+		qm.returns++
+		if b.cfg.maxRedeliver > 0 && qm.returns > b.cfg.maxRedeliver && b.deadLetter(qm) {
+			moved = true
+			continue
+		}
+		if nack && b.cfg.redeliverDly > 0 {
+			qm.redelivered = true
+			qm.due = time.Now().Add(b.cfg.redeliverDly)
+			q.delayed = append(q.delayed, qm)
+			continue
+		}
+		back = append(back, qm)
+	}
+	q.requeue(back)
+	if len(q.delayed) > 0 && q.dtimer == nil && !b.closed {
+		q.dtimer = time.AfterFunc(time.Until(q.delayed[0].due), func() { b.ripen(q) })
+	}
+	if moved {
+		b.admit(q)
+	}
+}
+
+// ripen is q's redelivery-delay timer: the NACKed messages whose delay is
+// over are ready again.
+func (b *Broker) ripen(q *queue) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q.dtimer = nil
+	if b.closed {
+		return
+	}
+	now := time.Now()
+	n := 0
+	for n < len(q.delayed) && !q.delayed[n].due.After(now) {
+		n++
+	}
+	q.requeue(slices.Clone(q.delayed[:n]))
+	clear(q.delayed[:n])
+	q.delayed = q.delayed[n:]
+	if len(q.delayed) > 0 {
+		q.dtimer = time.AfterFunc(time.Until(q.delayed[0].due), func() { b.ripen(q) })
+	} else {
+		q.delayed = nil
+	}
+	b.dispatch(q)
+}
+
+// deadLetter moves qm from its queue to the queue's dead-letter queue,
+// marked with an original-destination header, and reports whether it did:
+// not for a message of a dead-letter queue, nor when the dead-letter queue
+// is full (then it stays where it is). b.mu must be held.
+func (b *Broker) deadLetter(qm *qmsg) bool {
+	q := qm.q
+	if strings.HasPrefix(q.name, b.cfg.dlqPrefix) {
+		return false
+	}
+	name := b.cfg.dlqPrefix + strings.TrimPrefix(q.name, "/queue/")
+	m := copyMessage(qm.m)
+	m.Destination = name
+	m.Header.Set("destination", name)
+	m.Header.Set("original-destination", q.name)
+	dlq := b.queue(name)
+	size := msgSize(m)
+	if !dlq.room(size, &b.cfg) {
+		b.gc(dlq)
+		return false
+	}
+	b.consumed(qm)
+	b.seq++
+	b.take(size)
+	dlq.add(&qmsg{m: m, q: dlq, seq: b.seq, size: size})
+	b.st.deadLettered++
+	b.cfg.logger.Info("stomp message dead-lettered", "queue", q.name, "dlq", name, "id", m.ID, "returns", qm.returns)
+	b.dispatch(dlq)
+	return true
+}
 
 func (q *queue) push(qm *qmsg) { q.ready = append(q.ready, qm) }
 
@@ -119,9 +247,10 @@ func (b *Broker) queue(name string) *queue {
 	return q
 }
 
-// gc forgets q if it holds nothing and has no consumers. b.mu must be held.
+// gc forgets q if it holds nothing, has no consumers and no SEND waits for
+// it. b.mu must be held.
 func (b *Broker) gc(q *queue) {
-	if q.held == 0 && len(q.consumers) == 0 && b.queues[q.name] == q {
+	if q.held == 0 && len(q.consumers) == 0 && len(q.waiting) == 0 && b.queues[q.name] == q {
 		delete(b.queues, q.name)
 	}
 }
@@ -155,7 +284,8 @@ func (b *Broker) dispatch(q *queue) {
 				q.pushFront(qm)
 				continue
 			}
-			q.held--
+			b.consumed(qm)
+			b.admit(q)
 			b.st.undeliverable++
 			b.cfg.logger.Warn("stomp message not encodable for any consumer; dropped", "queue", q.name, "id", qm.m.ID, "err", err)
 		default:
@@ -201,7 +331,7 @@ func (b *Broker) deliver(c *consumer, qm *qmsg) error {
 	if auto {
 		c.inflight++
 	} else {
-		c.unacked = append(c.unacked, qm)
+		c.unacked[qm.m.ID] = qm
 	}
 	b.st.out++
 	if qm.redelivered {
@@ -215,6 +345,9 @@ func (b *Broker) deliver(c *consumer, qm *qmsg) error {
 // and an unwritten one goes back to the queue; either way, a session that
 // found its outbound queue full gets another try.
 func (b *Broker) written(cl *client, c *consumer, qm *qmsg, auto bool, err error) {
+	if err == nil {
+		cl.progress.Add(1)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	q := qm.q
@@ -222,30 +355,29 @@ func (b *Broker) written(cl *client, c *consumer, qm *qmsg, auto bool, err error
 		c.inflight--
 		switch {
 		case err == nil:
-			q.held--
+			b.consumed(qm)
+			b.admit(q)
 			b.st.acked++
 		case errors.Is(err, frame.ErrUnencodable):
 			// The subscriber's version cannot carry this message's
 			// headers; redelivering would fail forever.
-			q.held--
+			b.consumed(qm)
+			b.admit(q)
 			b.st.undeliverable++
 			b.cfg.logger.Warn("stomp message not encodable for subscriber; dropped", "queue", q.name, "id", qm.m.ID, "err", err)
 		case errors.Is(err, server.ErrSessionClosed):
 			q.pushFront(qm) // never written: not a redelivery
 		default:
-			q.requeue([]*qmsg{qm})
+			b.redeliver(q, []*qmsg{qm}, false)
 		}
 		b.dispatch(q)
-	} else if errors.Is(err, frame.ErrUnencodable) {
-		for i, o := range c.unacked {
-			if o == qm {
-				c.unacked = append(c.unacked[:i], c.unacked[i+1:]...)
-				q.held--
-				b.st.undeliverable++
-				b.cfg.logger.Warn("stomp message not encodable for subscriber; dropped", "queue", q.name, "id", qm.m.ID, "err", err)
-				break
-			}
-		}
+	} else if errors.Is(err, frame.ErrUnencodable) && c.unacked[qm.m.ID] == qm {
+		delete(c.unacked, qm.m.ID)
+		b.consumed(qm)
+		b.admit(q)
+		b.st.undeliverable++
+		b.cfg.logger.Warn("stomp message not encodable for subscriber; dropped", "queue", q.name, "id", qm.m.ID, "err", err)
+		b.dispatch(q)
 	}
 	if auto {
 		b.unstall(cl, q) // q was just dispatched
@@ -254,15 +386,18 @@ func (b *Broker) written(cl *client, c *consumer, qm *qmsg, auto bool, err error
 	}
 }
 
-// unstall retries the queues of cl's consumers (other than except) if a
-// delivery found cl's outbound queue full since the last retry. b.mu must
-// be held.
+// unstall drains the topic backlogs and retries the queues (other than
+// except) of cl's consumers if a delivery found cl's outbound queue full
+// since the last retry. b.mu must be held.
 func (b *Broker) unstall(cl *client, except *queue) {
 	if !cl.stalled.Swap(false) {
 		return
 	}
 	for _, o := range cl.subs {
-		if o.q != nil && o.q != except {
+		switch {
+		case o.t != nil:
+			b.drain(o)
+		case o.q != except:
 			b.dispatch(o.q)
 		}
 	}

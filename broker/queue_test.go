@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stompout/stomp/broker"
@@ -14,7 +15,7 @@ import (
 
 func newBroker(t *testing.T, opts ...broker.Option) *broker.Broker {
 	t.Helper()
-	b := broker.New(append([]broker.Option{broker.WithServerOptions(server.WithHeartBeat(0, 0))}, opts...)...)
+	b := mustNew(t, append([]broker.Option{broker.WithServerOptions(server.WithHeartBeat(0, 0))}, opts...)...)
 	t.Cleanup(func() { b.Close() })
 	return b
 }
@@ -218,20 +219,41 @@ func TestTransactions(t *testing.T) {
 	c.close()
 }
 
+// A SEND to a full queue waits for room: its RECEIPT comes once a consumer
+// has taken a message; one that waits past WithQueueFullTimeout is refused
+// with an ERROR "queue full" carrying its receipt-id.
 func TestQueueLimit(t *testing.T) {
-	b := newBroker(t, broker.WithQueueLimit(2))
-	p := open(t, b.Pipe(), "1.2")
-	p.sendMsg("/queue/full", "1")
-	p.sendMsg("/queue/full", "2", "receipt", "ok")
-	p.recvCmd("RECEIPT")
-	p.sendMsg("/queue/full", "3", "receipt", "r3")
-	f := p.recvCmd("ERROR")
-	if f.Header.Get("receipt-id") != "r3" || f.Header.Get("message") != "queue full" {
-		t.Fatalf("got %v", f)
-	}
-	if st := b.Stats(); st.Refused != 1 || st.MessagesIn != 2 || st.Queues[0].Depth != 2 {
-		t.Fatalf("stats %+v", st)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t, broker.WithQueueLimit(2), broker.WithQueueFullTimeout(time.Second))
+		p := open(t, b.Pipe(), "1.2")
+		p.sendMsg("/queue/full", "1")
+		p.sendMsg("/queue/full", "2", "receipt", "ok")
+		p.recvCmd("RECEIPT")
+		p.sendMsg("/queue/full", "3", "receipt", "r3")
+		time.Sleep(time.Second / 2)
+		synctest.Wait()
+		if st := b.Stats(); st.DeferredSends != 1 || st.Queues[0].Waiting != 1 || st.Queues[0].Depth != 2 {
+			t.Fatalf("stats %+v", st)
+		}
+		c := open(t, b.Pipe(), "1.2")
+		c.do("SUBSCRIBE", "id", "0", "destination", "/queue/full", "ack", "client-individual", "prefetch-count", "1")
+		m := c.recvCmd("MESSAGE")
+		c.receipt("ACK", "id", m.Header.Get("ack"))
+		if f := p.recvCmd("RECEIPT"); f.Header.Get("receipt-id") != "r3" {
+			t.Fatalf("got %v", f)
+		}
+		p.sendMsg("/queue/full", "4", "receipt", "r4") // 2, 3 and the unacked... full again
+		time.Sleep(time.Second + time.Millisecond)
+		f := p.recvCmd("ERROR")
+		if f.Header.Get("receipt-id") != "r4" || f.Header.Get("message") != "queue full" || !strings.Contains(string(f.Body), "had no room for 1s") {
+			t.Fatalf("got %v %q", f, f.Body)
+		}
+		st := b.Stats()
+		if st.Refused != 1 || st.MessagesIn != 4 || st.Queues[0].Depth+st.Queues[0].Unacked != 2 || st.Queues[0].Waiting != 0 || st.DeferredSends != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+		c.close()
+	})
 }
 
 func TestAuthentication(t *testing.T) {
@@ -306,33 +328,41 @@ func TestQueueResumesAfterFullOutbound(t *testing.T) {
 }
 
 // A topic subscriber in a client ack mode that does not acknowledge gets
-// no more than its prefetch; further messages wait for its acks, and past
-// WithQueueLimit of them it is a slow consumer: it gets an ERROR, others
-// go on.
+// no more than its prefetch; further messages wait in its backlog, and
+// once it has taken nothing for WithSlowConsumerTimeout it is cut off with
+// an ERROR "slow consumer". The producer and the other subscriber go on.
 func TestTopicUnackedSlowConsumer(t *testing.T) {
-	b := newBroker(t, broker.WithQueueLimit(1))
-	lazy := open(t, b.Pipe(), "1.2")
-	lazy.receipt("SUBSCRIBE", "id", "0", "destination", "/topic/t", "ack", "client", "prefetch-count", "2")
-	ok := open(t, b.Pipe(), "1.1")
-	ok.receipt("SUBSCRIBE", "id", "0", "destination", "/topic/t")
-	p := open(t, b.Pipe(), "1.2")
-	for i := range 4 {
-		p.sendMsg("/topic/t", fmt.Sprint(i))
-	}
-	lazy.recvCmd("MESSAGE")
-	lazy.recvCmd("MESSAGE")
-	f := lazy.recvCmd("ERROR")
-	if f.Header.Get("message") != "slow consumer" || !strings.Contains(string(f.Body), "2 messages unacknowledged and 1 waiting") {
-		t.Fatalf("got %v %q", f, f.Body)
-	}
-	for i := range 4 {
-		if f := ok.recvCmd("MESSAGE"); string(f.Body) != fmt.Sprint(i) {
-			t.Fatalf("got %v", f)
+	synctest.Test(t, func(t *testing.T) {
+		b := newBroker(t, broker.WithSlowConsumerTimeout(time.Second))
+		lazy := open(t, b.Pipe(), "1.2")
+		lazy.receipt("SUBSCRIBE", "id", "0", "destination", "/topic/t", "ack", "client", "prefetch-count", "2")
+		ok := open(t, b.Pipe(), "1.1")
+		ok.receipt("SUBSCRIBE", "id", "0", "destination", "/topic/t")
+		p := open(t, b.Pipe(), "1.2")
+		for i := range 4 {
+			p.sendMsg("/topic/t", fmt.Sprint(i))
 		}
-	}
-	if st := b.Stats(); st.SlowConsumers != 1 {
-		t.Fatalf("stats %+v", st)
-	}
-	ok.close()
-	p.close()
+		for i := range 4 {
+			if f := ok.recvCmd("MESSAGE"); string(f.Body) != fmt.Sprint(i) {
+				t.Fatalf("got %v", f)
+			}
+		}
+		lazy.recvCmd("MESSAGE")
+		lazy.recvCmd("MESSAGE")
+		start := time.Now()
+		f := lazy.recvCmd("ERROR")
+		if f.Header.Get("message") != "slow consumer" || !strings.Contains(string(f.Body), "with 2 messages (") {
+			t.Fatalf("got %v %q", f, f.Body)
+		}
+		if waited := time.Since(start); waited < time.Second || waited > time.Second*5/4 {
+			t.Fatalf("cut off after %v", waited)
+		}
+		p.receipt("SEND", "destination", "/topic/t")
+		ok.recvCmd("MESSAGE")
+		if st := b.Stats(); st.SlowConsumers != 1 || st.Bytes != 0 {
+			t.Fatalf("stats %+v", st)
+		}
+		ok.close()
+		p.close()
+	})
 }

@@ -263,10 +263,24 @@ func FuzzReader(f *testing.F) {
 		whole, err1 := read(NewReader(bytes.NewReader(data)))
 		split, err2 := read(NewReaderSize(iotest.OneByteReader(bytes.NewReader(data)), 16))
 
+		released, err3 := read(releasing(NewReader(iotest.HalfReader(bytes.NewReader(data)))))
+
 		_, s1 := sentinelOf(err1)
 		_, s2 := sentinelOf(err2)
+		_, s3 := sentinelOf(err3)
 		if s1 != s2 {
 			t.Fatalf("read whole: %v; one byte at a time: %v", err1, err2)
+		}
+		if s1 != s3 {
+			t.Fatalf("read whole: %v; releasing the buffer: %v", err1, err3)
+		}
+		if released = dropHeartBeats(released); len(released) != len(dropHeartBeats(whole)) {
+			t.Fatalf("read whole: %d frames; releasing the buffer: %d", len(dropHeartBeats(whole)), len(released))
+		}
+		for i, f := range dropHeartBeats(whole) {
+			if d := diffFrame(released[i], f, false); d != "" {
+				t.Fatalf("frame %d read releasing the buffer differs:\n%s", i, d)
+			}
 		}
 		whole, split = dropHeartBeats(whole), dropHeartBeats(split)
 		if len(whole) != len(split) {

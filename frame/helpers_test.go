@@ -80,6 +80,19 @@ var readModes = []readMode{
 	{"buf16-onebyte", true, func(in string) *Reader {
 		return NewReaderSize(iotest.OneByteReader(strings.NewReader(in)), 16)
 	}},
+	// SetRelease: the buffer goes back to the pool between frames, and the
+	// wait for the next one reads up to 256 bytes on the side.
+	{"release", true, func(in string) *Reader { return releasing(NewReader(strings.NewReader(in))) }},
+	{"release-half", true, func(in string) *Reader { return releasing(NewReader(iotest.HalfReader(strings.NewReader(in)))) }},
+	{"release-dataerr", true, func(in string) *Reader {
+		return releasing(NewReader(iotest.DataErrReader(strings.NewReader(in))))
+	}},
+	{"release-buf16", true, func(in string) *Reader { return releasing(NewReaderSize(strings.NewReader(in), 16)) }},
+}
+
+func releasing(r *Reader) *Reader {
+	r.SetRelease(true)
+	return r
 }
 
 // readAll reads frames until the first error and returns them (cloned)

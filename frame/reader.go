@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"sync"
 )
 
 // DefaultBufferSize is the size of the read and write buffers of a Reader
@@ -21,7 +22,11 @@ const DefaultBufferSize = 32 << 10
 // Header keys and values are immutable strings that may be kept; call
 // Frame.Clone to keep the rest.
 type Reader struct {
-	br      *bufio.Reader
+	br      *bufio.Reader // nil until the first read, and while idle when releasing
+	src     io.Reader
+	size    int
+	release bool         // give br back while waiting for the next frame
+	pre     prefixReader // while releasing: the bytes that ended the wait, then src
 	version Version
 	limits  Limits // resolved: no zero fields
 	off     int64  // bytes consumed from br so far
@@ -42,7 +47,71 @@ func NewReader(r io.Reader) *Reader { return NewReaderSize(r, DefaultBufferSize)
 // NewReaderSize is NewReader with a read buffer of at least size bytes.
 // Bodies that fit the buffer are returned without copying.
 func NewReaderSize(r io.Reader, size int) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, size), version: V10, limits: Limits{}.resolve()}
+	return &Reader{src: r, size: max(size, 16), version: V10, limits: Limits{}.resolve()}
+}
+
+// SetRelease says whether the Reader gives its read buffer back while it
+// waits for the next frame (to a pool that Readers of DefaultBufferSize
+// share): when ReadFrame starts with nothing buffered it waits with a
+// 256-byte buffer of its own and takes a read buffer again once bytes
+// come. An idle Reader then holds no large buffer, for a pool Get and Put
+// (and, for a frame longer than 256 bytes, one more read from the source)
+// per wait. For servers with many idle connections. Default false.
+func (r *Reader) SetRelease(release bool) { r.release = release }
+
+// readerPool holds the buffers of released Readers of DefaultBufferSize.
+var readerPool sync.Pool
+
+// wake makes sure the Reader has a read buffer. When releasing and nothing
+// is buffered, it first gives the buffer back and waits for the next
+// bytes without one; their read error, if any, comes after them.
+func (r *Reader) wake() {
+	if r.br != nil {
+		if !r.release || r.br.Buffered() > 0 || len(r.pre.buf) > 0 || r.pre.err != nil {
+			return
+		}
+		r.br.Reset(nil)
+		if r.size == DefaultBufferSize {
+			readerPool.Put(r.br)
+		}
+		r.br = nil
+	}
+	var src io.Reader = r.src
+	if r.release {
+		n, err := r.src.Read(r.pre.small[:])
+		r.pre.buf, r.pre.err, r.pre.r = r.pre.small[:n], err, r.src
+		src = &r.pre
+	}
+	if r.size == DefaultBufferSize {
+		if br, _ := readerPool.Get().(*bufio.Reader); br != nil {
+			br.Reset(src)
+			r.br = br
+			return
+		}
+	}
+	r.br = bufio.NewReaderSize(src, r.size)
+}
+
+// prefixReader reads buf, then err if set, then r.
+type prefixReader struct {
+	small [256]byte
+	buf   []byte
+	err   error
+	r     io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.buf) > 0 {
+		n := copy(b, p.buf)
+		p.buf = p.buf[n:]
+		return n, nil
+	}
+	if p.err != nil {
+		err := p.err
+		p.err = nil
+		return 0, err
+	}
+	return p.r.Read(b)
 }
 
 // SetVersion sets the version that governs header unescaping, normally
@@ -60,8 +129,11 @@ func (r *Reader) Limits() Limits { return r.limits }
 
 // ReadFrame reads the next frame, blocking until it is complete. One or
 // more end-of-line bytes between frames come back as a heart-beat: a Frame
-// whose IsHeartBeat is true. End-of-line bytes already buffered right after
-// a frame are consumed with it.
+// whose IsHeartBeat is true; so do stray NUL bytes between frames (as
+// RabbitMQ and ActiveMQ, it skips them). End-of-line and NUL bytes already
+// buffered right after a frame are consumed with it. Scratch memory a large
+// frame needed (past 256 KiB) is given back at
+// the next call.
 //
 // At a clean end of stream between frames it returns io.EOF; inside a frame,
 // io.ErrUnexpectedEOF. Malformed input gives a *ProtocolError, input over
@@ -80,12 +152,14 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 	// ReadByte+UnreadByte: a CR not followed by LF must stay in the stream
 	// (it belongs to the command line), and bufio cannot unread a byte once
 	// Peek has been called.
+	r.giveBack()
+	r.wake()
 	b, err := r.br.Peek(1)
 	if len(b) == 0 {
 		return nil, err
 	}
 	switch b[0] {
-	case '\n':
+	case '\n', 0: // a stray NUL between frames is skipped like an EOL
 		r.br.Discard(1)
 		r.off++
 		r.skipEOLs()
@@ -445,13 +519,13 @@ func (r *Reader) readToNUL(f *Frame, head int) error {
 	return nil
 }
 
-// skipEOLs consumes end-of-line bytes that are already buffered, without
-// blocking for more.
+// skipEOLs consumes end-of-line bytes (and stray NULs, which RabbitMQ and
+// ActiveMQ skip too) that are already buffered, without blocking for more.
 func (r *Reader) skipEOLs() {
 	for r.br.Buffered() > 0 {
 		b, _ := r.br.Peek(min(2, r.br.Buffered())) // never blocks
 		switch {
-		case b[0] == '\n':
+		case b[0] == '\n' || b[0] == 0:
 			r.br.Discard(1)
 			r.off++
 		case b[0] == '\r' && len(b) == 2 && b[1] == '\n':
@@ -460,6 +534,30 @@ func (r *Reader) skipEOLs() {
 		default:
 			return
 		}
+	}
+}
+
+// maxKeep bounds the scratch memory (lines, header block, body) a Reader
+// keeps from one frame to the next: after a larger frame it is given back,
+// so that one large frame does not cost its size for the life of the
+// connection.
+const maxKeep = 256 << 10
+
+// giveBack drops scratch buffers that grew past maxKeep for the last frame
+// (which the caller no longer holds: ReadFrame's results are valid only
+// until the next call).
+func (r *Reader) giveBack() {
+	if cap(r.body) > maxKeep {
+		r.body = nil
+	}
+	if cap(r.line) > maxKeep {
+		r.line = nil
+	}
+	if cap(r.hdr) > maxKeep {
+		r.hdr = nil
+	}
+	if cap(r.spans) > maxKeep/8 {
+		r.spans = nil
 	}
 }
 

@@ -166,8 +166,15 @@ var readCases = []readCase{
 	{"command-trailing-space", V12, "SEND \n\n\x00", nil, ErrUnknownCommand},
 	{"command-leading-space", V12, " SEND\n\n\x00", nil, ErrUnknownCommand},
 	{"command-prefix", V12, "SEN\n\n\x00", nil, ErrUnknownCommand},
-	{"nul-as-command", V12, "\x00", nil, io.ErrUnexpectedEOF},
-	{"nul-line-as-command", V12, "\x00\n\n\x00", nil, ErrUnknownCommand},
+	// Stray NULs between frames are skipped like heart-beat EOLs
+	// (RabbitMQ and ActiveMQ do the same).
+	{"nul-alone", V12, "\x00", []*Frame{hb()}, nil},
+	{"nul-and-eols", V12, "\x00\n\n\x00", []*Frame{hb()}, nil},
+	{"nul-before-frame", V12, "\x00SEND\n\n\x00", []*Frame{hb(), fr("SEND", "")}, nil},
+	{"nuls-after-frame", V12, "SEND\n\nb\x00\x00\x00\nSEND\n\n\x00", []*Frame{fr("SEND", "b"), fr("SEND", "")}, nil},
+	{"nul-after-content-length-frame", V12, "SEND\ncontent-length:1\n\n\x00\x00\x00\r\n\x00SEND\n\n\x00", []*Frame{fr("SEND", "\x00", "content-length", "1"), fr("SEND", "")}, nil},
+	{"nul-then-eof-inside-frame", V12, "\x00SEND\n", []*Frame{hb()}, io.ErrUnexpectedEOF},
+	{"nul-inside-command", V12, "SE\x00ND\n\n\x00", nil, ErrUnknownCommand},
 	{"unknown-after-good", V12, "RECEIPT\nreceipt-id:1\n\n\x00\nBOGUS\n\n\x00",
 		[]*Frame{fr("RECEIPT", "", "receipt-id", "1")}, ErrUnknownCommand},
 
@@ -542,6 +549,7 @@ func TestReadFrameHostileContentLength(t *testing.T) {
 	in := []byte("SEND\ncontent-length:2147483647\n\n")
 	br := bytes.NewReader(in)
 	r := NewReader(br)
+	r.wake() // the read buffer, which the loop resets
 	allocs := testing.AllocsPerRun(100, func() {
 		br.Reset(in)
 		r.br.Reset(br)
@@ -657,4 +665,104 @@ func TestReadFrameNoStaleHeaders(t *testing.T) {
 	check(0) // the heart-beat
 	check(2)
 	check(0)
+}
+
+// TestReaderGivesBackLargeBuffers: after a large frame the Reader does not
+// keep its scratch (issue 9: up to 8 MiB for the life of a connection).
+func TestReaderGivesBackLargeBuffers(t *testing.T) {
+	big := strings.Repeat("x", 4<<20)
+	for _, tc := range []struct{ name, frame string }{
+		{"body-to-nul", "SEND\n\n" + big + "\x00"},
+		{"body-content-length", "SEND\ncontent-length:" + strconv.Itoa(len(big)) + "\n\n" + big + "\x00"},
+		{"long-header", "SEND\nk:" + big[:1<<20] + "\n\n\x00"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewReader(strings.NewReader(tc.frame + "SEND\n\nsmall\x00"))
+			r.SetLimits(Limits{MaxLineSize: 2 << 20})
+			f, err := r.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(f.Body) != len(big) && tc.name != "long-header" {
+				t.Fatalf("body of %d bytes", len(f.Body))
+			}
+			if f, err = r.ReadFrame(); err != nil || string(f.Body) != "small" {
+				t.Fatalf("second frame %v %v", f, err)
+			}
+			if c := cap(r.body) + cap(r.line) + cap(r.hdr) + 8*cap(r.spans); c > maxKeep*4 {
+				t.Fatalf("the Reader keeps %d bytes of scratch after the large frame", c)
+			}
+		})
+	}
+}
+
+// TestReaderReleaseWhileIdle: a releasing Reader holds no read buffer while
+// it waits for the next frame, and reads the stream exactly.
+func TestReaderReleaseWhileIdle(t *testing.T) {
+	pr, pw := io.Pipe()
+	var r *Reader
+	idle := 0 // reads from the source made without a read buffer
+	r = NewReader(readerFunc(func(p []byte) (int, error) {
+		if r.br == nil {
+			idle++
+		}
+		return pr.Read(p)
+	}))
+	r.SetRelease(true)
+	got := make(chan string, 8)
+	go func() {
+		for {
+			f, err := r.ReadFrame()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- f.Command + ":" + string(f.Body)
+		}
+	}()
+	big := strings.Repeat("b", 1000) // past the 256 bytes of the wait
+	for _, in := range []string{"SEND\n\nsmall\x00", "SEND\n\n" + big + "\x00", "\n"} {
+		io.WriteString(pw, in)
+		want := "SEND:" + strings.TrimSuffix(strings.TrimPrefix(in, "SEND\n\n"), "\x00")
+		if in == "\n" {
+			want = ":"
+		}
+		if g := <-got; g != want {
+			t.Fatalf("got %.40q, want %.40q", g, want)
+		}
+	}
+	pw.Close()
+	if _, ok := <-got; ok {
+		t.Fatal("a frame after the end")
+	}
+	if idle < 4 { // before each frame, and before the end
+		t.Fatalf("%d waits without a read buffer, want 4", idle)
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestWriterRelease: a releasing Writer holds no buffer after a Flush and
+// writes the same bytes.
+func TestWriterRelease(t *testing.T) {
+	var plain, rel bytes.Buffer
+	w1, w2 := NewWriter(&plain), NewWriter(&rel)
+	w2.SetRelease(true)
+	for i := range 3 {
+		for _, w := range []*Writer{w1, w2} {
+			w.WriteFrame(New(CmdMessage, "k", strings.Repeat("v", i*300)))
+			w.WriteHeartBeat()
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if w2.bw != nil || w2.Buffered() != 0 || cap(w2.head) > 512 {
+			t.Fatal("the Writer kept its buffer after Flush")
+		}
+	}
+	if plain.String() != rel.String() {
+		t.Fatalf("released Writer wrote %q, want %q", rel.String(), plain.String())
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // ContentLengthMode says when a Writer puts a content-length header on
@@ -36,20 +37,48 @@ const (
 // scratch buffer for the command and header lines has grown to fit them
 // (it keeps up to 64 KiB of it between frames).
 type Writer struct {
-	bw      *bufio.Writer
+	bw      *bufio.Writer // nil until the first write, and between flushes when releasing
+	dst     io.Writer
+	size    int
+	release bool // give bw back to the pool after each Flush
 	version Version
 	mode    ContentLengthMode
 	head    []byte // scratch: the command and header lines of one frame
 }
 
 // NewWriter returns a Writer with a DefaultBufferSize buffer, version 1.0
-// and ContentLengthAuto.
+// and ContentLengthAuto. The buffer is allocated at the first write.
 func NewWriter(w io.Writer) *Writer { return NewWriterSize(w, DefaultBufferSize) }
 
 // NewWriterSize is NewWriter with a buffer of at least size bytes.
 func NewWriterSize(w io.Writer, size int) *Writer {
-	return &Writer{bw: bufio.NewWriterSize(w, size), version: V10}
+	return &Writer{dst: w, size: max(size, 16), version: V10}
 }
+
+// writerPool holds the buffers of released Writers of DefaultBufferSize.
+var writerPool sync.Pool
+
+// buf returns the Writer's buffer, taking one if it has none.
+func (w *Writer) buf() *bufio.Writer {
+	if w.bw == nil {
+		if w.size == DefaultBufferSize {
+			if bw, _ := writerPool.Get().(*bufio.Writer); bw != nil {
+				bw.Reset(w.dst)
+				w.bw = bw
+				return bw
+			}
+		}
+		w.bw = bufio.NewWriterSize(w.dst, w.size)
+	}
+	return w.bw
+}
+
+// SetRelease says whether the Writer gives its buffer back after every
+// successful Flush (to a pool that Writers of DefaultBufferSize share) and
+// takes one again at the next write: an idle Writer then holds no buffer
+// (and no scratch past 512 bytes), for a pool Get and Put per flush. For
+// servers with many idle connections. Default false.
+func (w *Writer) SetRelease(release bool) { w.release = release }
 
 // SetVersion sets the version that governs header escaping.
 func (w *Writer) SetVersion(v Version) { w.version = v }
@@ -62,13 +91,34 @@ func (w *Writer) Version() Version { return w.version }
 func (w *Writer) SetContentLength(m ContentLengthMode) { w.mode = m }
 
 // Buffered returns the number of bytes written but not yet flushed.
-func (w *Writer) Buffered() int { return w.bw.Buffered() }
+func (w *Writer) Buffered() int {
+	if w.bw == nil {
+		return 0
+	}
+	return w.bw.Buffered()
+}
 
 // Flush writes buffered frames to the underlying io.Writer.
-func (w *Writer) Flush() error { return w.bw.Flush() }
+func (w *Writer) Flush() error {
+	if w.bw == nil {
+		return nil
+	}
+	err := w.bw.Flush()
+	if err == nil && w.release {
+		w.bw.Reset(nil)
+		if w.size == DefaultBufferSize {
+			writerPool.Put(w.bw)
+		}
+		w.bw = nil
+		if cap(w.head) > 512 {
+			w.head = nil
+		}
+	}
+	return err
+}
 
 // WriteHeartBeat buffers one end-of-line byte, the STOMP heart-beat.
-func (w *Writer) WriteHeartBeat() error { return w.bw.WriteByte('\n') }
+func (w *Writer) WriteHeartBeat() error { return w.buf().WriteByte('\n') }
 
 // WriteFrame buffers f. It checks f first and buffers nothing if f cannot
 // be encoded in the Writer's version: an unknown or empty command, a body
@@ -109,7 +159,7 @@ func (w *Writer) WriteFrame(f *Frame) error {
 	if cap(b) <= maxScratch {
 		w.head = b
 	}
-	bw := w.bw
+	bw := w.buf()
 	bw.Write(b)
 	if len(f.Body) >= bw.Size() {
 		// bufio would copy what fits of the body into its buffer and then
@@ -132,15 +182,8 @@ func (w *Writer) check(f *Frame) (withLength bool, err error) {
 	}
 	escaped := w.version.escapes(f.Command)
 	for _, h := range f.Header.fields {
-		switch {
-		case h.key == "":
-			return bad(ErrMalformedHeader, h.key+":"+h.value)
-		// A CR ending a value would be read back as half of a CRLF and
-		// lost; one ending a name is safe, the colon follows it.
-		case !escaped && (strings.IndexByte(h.key, ':') >= 0 || strings.IndexByte(h.key, '\n') >= 0 ||
-			strings.IndexByte(h.value, '\n') >= 0),
-			(!escaped || w.version != V12) && strings.HasSuffix(h.value, "\r"):
-			return bad(ErrUnencodable, h.key+":"+h.value)
+		if e := headerProblem(w.version, escaped, h.key, h.value); e != nil {
+			return bad(e, h.key+":"+h.value)
 		}
 	}
 	if !HasBody(f.Command) {
@@ -159,6 +202,36 @@ func (w *Writer) check(f *Frame) (withLength bool, err error) {
 		return false, nil
 	}
 	return f.Header.Has(HdrContentLength) || bytes.IndexByte(f.Body, 0) >= 0, nil
+}
+
+// headerProblem says why a Writer of version v cannot write the header
+// entry key:value (escaped: the frame's headers are escaped), or nil.
+func headerProblem(v Version, escaped bool, key, value string) error {
+	switch {
+	case key == "":
+		return ErrMalformedHeader
+	// A CR ending a value would be read back as half of a CRLF and lost;
+	// one ending a name is safe, the colon follows it.
+	case !escaped && (strings.IndexByte(key, ':') >= 0 || strings.IndexByte(key, '\n') >= 0 ||
+		strings.IndexByte(value, '\n') >= 0),
+		(!escaped || v != V12) && strings.HasSuffix(value, "\r"):
+		return ErrUnencodable
+	}
+	return nil
+}
+
+// CheckHeader reports whether a Writer of version v can write the header
+// entry key:value in a frame whose headers it escapes (every frame but
+// CONNECT, STOMP and CONNECTED, which are written as in V10: check those
+// with V10). It returns nil, or a *ProtocolError wrapping
+// ErrMalformedHeader (an empty name) or ErrUnencodable (in 1.0 a colon or
+// newline in the name or a newline in the value; before 1.2 a value ending
+// in a carriage return). It does not allocate when the entry is fine.
+func CheckHeader(v Version, key, value string) error {
+	if e := headerProblem(v, v.escapes(CmdSend), key, value); e != nil {
+		return &ProtocolError{Err: e, Detail: strconv.Quote(key + ":" + value)}
+	}
+	return nil
 }
 
 // escapeOf gives, for each byte that 1.1 and 1.2 escape, the letter that

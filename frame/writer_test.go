@@ -383,3 +383,38 @@ func TestWriterBigBodyStraightThrough(t *testing.T) {
 		t.Errorf("wrote %q", got)
 	}
 }
+
+// TestCheckHeader: CheckHeader agrees with what WriteFrame refuses.
+func TestCheckHeader(t *testing.T) {
+	cases := []struct {
+		key, value string
+		bad        map[Version]error // nil entry: fine in that version
+	}{
+		{"k", "v", nil},
+		{"", "v", map[Version]error{V10: ErrMalformedHeader, V11: ErrMalformedHeader, V12: ErrMalformedHeader}},
+		{"k", "a\nb", map[Version]error{V10: ErrUnencodable}},
+		{"k:1", "v", map[Version]error{V10: ErrUnencodable}},
+		{"k\n", "v", map[Version]error{V10: ErrUnencodable}},
+		{"k", "v\r", map[Version]error{V10: ErrUnencodable, V11: ErrUnencodable}},
+		{"k\r", "v", nil},
+		{"k", "a\rb:c\\d", nil},
+	}
+	for _, c := range cases {
+		for _, v := range []Version{V10, V11, V12} {
+			err := CheckHeader(v, c.key, c.value)
+			want := c.bad[v]
+			if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+				t.Errorf("CheckHeader(%s, %q, %q) = %v, want %v", v, c.key, c.value, err, want)
+			}
+			w := NewWriter(io.Discard)
+			w.SetVersion(v)
+			werr := w.WriteFrame(New(CmdMessage, c.key, c.value))
+			if (werr == nil) != (err == nil) {
+				t.Errorf("%s %q:%q: CheckHeader %v but WriteFrame %v", v, c.key, c.value, err, werr)
+			}
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = CheckHeader(V12, "key", "value") }); n != 0 {
+		t.Errorf("CheckHeader allocates %v times", n)
+	}
+}

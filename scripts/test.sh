@@ -61,6 +61,21 @@ else
 fi
 
 failed=()
+
+# The delivery-guarantee tests, on their own first and verbose, so that the
+# run prints their counts (sent, received, duplicates, missing), and so that
+# the one that restarts RabbitMQ runs while nothing else uses it. The main
+# run below skips them.
+loss_tests='^(TestZeroLossAcrossCuts|TestLosslessDefault|TestInteropLosslessDefault|TestInteropRestartZeroLoss)$'
+if [ ${#args[@]} -eq 0 ]; then
+	echo "== (.) delivery guarantees: go test -race -count=1 -v -run '$loss_tests' ."
+	if ! (STOMP_RESTART_RABBITMQ=${STOMP_INTEROP:+1} go test -race -count=1 -v -run "$loss_tests" . |
+		grep -E '^(=== RUN|--- |\s+--- |ok|FAIL|panic)|_test.go:|sent=|received=|missing='); then
+		failed+=("delivery guarantees")
+	fi
+	args=(-skip "$loss_tests")
+fi
+
 run_tests() { # DIR
 	if [ -z "$(cd "$1" && go list ./... 2>/dev/null)" ] && (cd "$1" && go list ./... >/dev/null 2>&1); then
 		echo "== ($1) no Go packages yet: nothing to test"

@@ -176,7 +176,7 @@ func TestHeartBeats(t *testing.T) {
 func testHeartBeats(t *testing.T, v string) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &recorder{}
-		srv := New(rec, WithName("test"), WithHeartBeat(time.Second, 2*time.Second))
+		srv := mustNew(rec, WithName("test"), WithHeartBeat(time.Second, 2*time.Second))
 		c := dial(t, srv)
 		// Client: can send every 500ms, wants one every 3s. Server sends
 		// every max(1000,3000)=3s (paced at half: 1.5s) and expects data
@@ -218,7 +218,7 @@ func testHeartBeats(t *testing.T, v string) {
 
 func TestHeartBeatsOffIn10(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv := New(&recorder{}, WithName("test"), WithHeartBeat(time.Second, time.Second))
+		srv := mustNew(&recorder{}, WithName("test"), WithHeartBeat(time.Second, time.Second))
 		c := dial(t, srv)
 		c.send("CONNECT\nheart-beat:1000,1000\n\n\x00")
 		c.expect("CONNECTED\nsession:s1\nserver:test\n\n\x00")
@@ -235,7 +235,7 @@ func TestHeartBeatsOffIn10(t *testing.T) {
 // deadline, like many transports).
 func TestHeartBeatTimeoutWhileWriterStuck(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv := New(&recorder{}, WithName("test"), WithHeartBeat(0, time.Second))
+		srv := mustNew(&recorder{}, WithName("test"), WithHeartBeat(0, time.Second))
 		c := dial(t, srv)
 		c.send("CONNECT\naccept-version:1.2\nhost:/\nheart-beat:1000,0\n\n\x00")
 		c.expect("CONNECTED\nversion:1.2\nheart-beat:0,1000\nsession:s1\nserver:test\n\n\x00")

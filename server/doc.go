@@ -13,7 +13,7 @@
 //
 // Lifecycle:
 //
-//	srv := server.New(myHandler, server.WithHeartBeat(10*time.Second, 10*time.Second))
+//	srv, err := server.New(myHandler, server.WithHeartBeat(10*time.Second, 10*time.Second))
 //	ln, _ := net.Listen("tcp", "127.0.0.1:61613")
 //	go srv.Serve(ln)                               // TCP or TLS listener
 //	http.Handle("/ws", srv.WebSocketHandler())     // and/or WebSocket (v10/v11/v12.stomp)
@@ -34,11 +34,35 @@
 //
 // Frames for a client wait in a per-session queue for the writer.
 // [Session.Deliver] never blocks: when the session already holds
-// WithOutboundQueue frames it returns [ErrSlowConsumer] and queues nothing,
-// so the caller decides (the broker keeps queue messages in the queue and
-// disconnects slow topic subscribers with an ERROR "slow consumer"). Frames
+// WithOutboundQueue messages or WithOutboundBytes bytes of them (besides
+// the batch the writer is writing) it returns [ErrSlowConsumer] and queues
+// nothing, so the caller decides (the broker keeps the message in its own
+// bounded backlog and retries when the writer has made progress). Frames
 // the engine itself produces (RECEIPT) make the reader wait for room
 // instead, which pushes back on a client that sends without reading.
+//
+// # Deferred SENDs and producer flow control
+//
+// Handler.Send may accept a message and finish it later
+// ([Message.Defer]); the engine writes the RECEIPTs, or the ERROR, in frame
+// order. WithSendWindow bounds the deferred SENDs not yet done per session
+// (default 256 frames, 8 MiB): at the bound the engine stops reading from
+// the client, so the transport pushes back on the producer. The heart-beat
+// check is suspended while the engine does not read on purpose (a handler
+// running, the window full): a slow handler never makes a live client look
+// dead.
+//
+// # Limits and defaults
+//
+// Everything a client can make the engine hold is bounded: frames by
+// WithLimits (frame.DefaultLimits: 8 MiB bodies, 256 headers, 16 KiB lines);
+// open transactions by WithTransactionLimit (10,000 frames) and
+// WithTransactionBytes (16 MiB) per session; subscriptions by
+// WithSubscriptionLimit (10,000); the outbound queue as above (1,024
+// messages, 16 MiB); deferred SENDs by WithSendWindow. Past a client-side
+// limit the session gets an ERROR saying which and is closed. An idle
+// session holds no read or write buffer. New refuses option values it
+// cannot take.
 //
 // # Locks
 //

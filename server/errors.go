@@ -16,7 +16,10 @@ var (
 	// ending, and passed to Delivery.Written for frames never written.
 	ErrSessionClosed = errors.New("server: session closed")
 	// ErrSlowConsumer is returned by Session.Deliver when the session's
-	// outbound queue is full: the client does not read fast enough.
+	// outbound queue is full (WithOutboundQueue messages or
+	// WithOutboundBytes bytes): the client does not read fast enough, for
+	// now; the caller may retry once the writer made progress (a
+	// Delivery.Written callback).
 	ErrSlowConsumer = errors.New("server: slow consumer: outbound queue full")
 	// ErrUnknownSubscription is returned by Session.Deliver for a
 	// subscription id the session does not have (any more).

@@ -31,7 +31,11 @@ func (logins) Send(ctx context.Context, s *server.Session, m *server.Message) er
 
 // A custom Handler, served over an in-memory pipe by a scripted client.
 func ExampleNew() {
-	srv := server.New(logins{}, server.WithHeartBeat(0, 0), server.WithName("example/1.0"))
+	srv, err := server.New(logins{}, server.WithHeartBeat(0, 0), server.WithName("example/1.0"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	client, conn := net.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- srv.ServeConn(context.Background(), conn) }()

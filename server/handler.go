@@ -24,6 +24,21 @@ import (
 // stack, and the client gets an ERROR "internal error" (a panic in
 // Disconnect or Error is only logged).
 //
+// What a Handler may do on the reader goroutine: its methods run while
+// the session reads nothing, so the client's heart-beat check is suspended
+// for their duration (a slow handler never makes a live client look dead),
+// and every frame behind waits. A method may block (on storage, on a
+// remote engine) as long as it watches ctx; it may call Deliver and Close
+// on any session, and Session methods of its own. It must not wait for a
+// later frame of the same session (that frame is not read until it
+// returns), nor for that session's writer to drain when the client might
+// not read. Send may instead accept a message and finish it later, on any
+// goroutine (Message.Defer): the engine then keeps reading, up to
+// WithSendWindow deferred SENDs per session, and writes the RECEIPTs in
+// frame order. The engine does not notice that a client went away while it
+// waits for room in that window: a deferred SEND must be completed (or the
+// session closed) eventually.
+//
 // Embed NopHandler to implement only some of the methods.
 type Handler interface {
 	// Connect authenticates a CONNECT or STOMP frame, already validated and
@@ -31,7 +46,9 @@ type Handler interface {
 	// otherwise the engine makes one. An error refuses the connection.
 	Connect(ctx context.Context, s *Session, req *ConnectRequest) error
 	// Send handles a message from a SEND frame, at COMMIT for transactional
-	// sends. m and its body belong to the handler.
+	// sends. m and its body belong to the handler. Returning nil completes
+	// the SEND (its RECEIPT is written) unless Send called m.Defer, which
+	// completes it later.
 	Send(ctx context.Context, s *Session, m *Message) error
 	// Subscribe handles a SUBSCRIBE. The subscription is registered before
 	// the call, so the handler may Deliver to it at once; it is removed
@@ -133,6 +150,14 @@ type Message struct {
 	// rewritten from the body.
 	Header frame.Header
 	Body   []byte
+	// Receipt is, on Send, the receipt header of the SEND frame ("" if the
+	// client asked for none), or for a transactional SEND that of the
+	// COMMIT, whose RECEIPT waits for it: a handler may skip a costly
+	// commit to storage when nobody waits for it. The engine ignores it on
+	// Deliver.
+	Receipt string
+
+	ctl *sendCtl // set by the engine while Handler.Send runs; see Defer
 }
 
 // Subscription is a client's SUBSCRIBE as the engine keeps it. Its exported
@@ -146,19 +171,15 @@ type Subscription struct {
 
 	session  *Session
 	explicit bool // the SUBSCRIBE had an id header (else 1.0 MESSAGEs carry none)
-	// pending lists deliveries not yet acknowledged, oldest first (client
-	// modes only). Guarded by session.mu.
-	pending []pendingAck
+	// pending lists deliveries not yet acknowledged, oldest first from
+	// head (client modes only; acknowledged ones are nil or gone until
+	// compacted). Guarded by session.mu.
+	pending []*pendingAck
+	head    int
 }
 
 // Session returns the session the subscription belongs to.
 func (sub *Subscription) Session() *Session { return sub.session }
-
-// pendingAck is one delivered, unacknowledged message.
-type pendingAck struct {
-	ackID string // 1.2 ack header; "" before 1.2
-	msgID string
-}
 
 // Ack is an ACK or NACK frame, resolved against the session's
 // unacknowledged deliveries.

@@ -15,7 +15,19 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(&counting{m})
+}
+
+// counting runs the tests and then reports how many hostile cases they
+// tried.
+type counting struct{ m *testing.M }
+
+func (c *counting) Run() int {
+	code := c.m.Run()
+	if n := tried.Load(); n > 0 {
+		fmt.Printf("server: %d hostile-input cases tried\n", n)
+	}
+	return code
 }
 
 // recorder is a Handler that logs every call as a line of text.
@@ -205,7 +217,16 @@ func errorFrame(receipt, msg, body string) string {
 
 func testServer(h Handler, opts ...Option) *Server {
 	base := []Option{WithHeartBeat(0, 0), WithName("test")}
-	return New(h, append(base, opts...)...)
+	return mustNew(h, append(base, opts...)...)
+}
+
+// mustNew is New for options known to be valid.
+func mustNew(h Handler, opts ...Option) *Server {
+	srv, err := New(h, opts...)
+	if err != nil {
+		panic(err)
+	}
+	return srv
 }
 
 var versions = []string{"1.0", "1.1", "1.2"}

@@ -1,13 +1,16 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/stompout/stomp/frame"
 )
 
-// Option configures a Server. Options are applied once, by New.
+// Option configures a Server. Options are applied once, by New, which
+// returns an error for an option given a value it cannot take.
 type Option func(*config)
 
 // config is a Server's settings; immutable after New.
@@ -22,7 +25,17 @@ type config struct {
 	linger         time.Duration // how long a closing session may take to write its last frames
 	txLimit        int           // max frames buffered in one session's open transactions
 	subLimit       int           // max subscriptions of one session
+	txBytes        int           // max bytes buffered in one session's open transactions
+	outBytes       int           // max bytes of MESSAGE frames queued toward one session
+	windowFrames   int           // max deferred SENDs (and frames waiting behind them) per session
+	windowBytes    int           // max bytes of deferred SENDs per session
 	origins        []string      // WebSocket cross-origin patterns
+	err            error         // the options' errors, joined; New returns it
+}
+
+// invalid records that an option was given a value it cannot take.
+func (c *config) invalid(format string, args ...any) {
+	c.err = errors.Join(c.err, fmt.Errorf("server: "+format, args...))
 }
 
 // Defaults for the options.
@@ -34,6 +47,18 @@ const (
 	DefaultTxLimit           = 10000
 	DefaultSubscriptionLimit = 10000
 	DefaultName              = "stompout"
+	// DefaultTransactionBytes bounds the bytes (bodies and headers) one
+	// session buffers in its open transactions: two frames of the
+	// largest body frame.DefaultLimits allows.
+	DefaultTransactionBytes = 16 << 20
+	// DefaultOutboundBytes bounds the bytes of MESSAGE frames (bodies and
+	// headers) queued toward one session.
+	DefaultOutboundBytes = 16 << 20
+	// DefaultSendWindowFrames and DefaultSendWindowBytes bound the
+	// SENDs a Handler has deferred (Message.Defer) and not yet completed,
+	// per session.
+	DefaultSendWindowFrames = 256
+	DefaultSendWindowBytes  = 8 << 20
 )
 
 // controlReserve is the room above the outbound bound kept for frames the
@@ -53,6 +78,10 @@ func defaultConfig() config {
 		linger:         DefaultLinger,
 		txLimit:        DefaultTxLimit,
 		subLimit:       DefaultSubscriptionLimit,
+		txBytes:        DefaultTransactionBytes,
+		outBytes:       DefaultOutboundBytes,
+		windowFrames:   DefaultSendWindowFrames,
+		windowBytes:    DefaultSendWindowBytes,
 	}
 }
 
@@ -62,8 +91,15 @@ func defaultConfig() config {
 // force follow the specification: the server sends every max(sx,cy) and
 // expects data every max(cx,sy) (with heartbeat.DefaultTolerance of margin),
 // each direction only when both numbers are non-zero. Default 10s,10s.
+// Negative intervals are an error.
 func WithHeartBeat(send, recv time.Duration) Option {
-	return func(c *config) { c.hbSend, c.hbRecv = max(send, 0), max(recv, 0) }
+	return func(c *config) {
+		if send < 0 || recv < 0 {
+			c.invalid("WithHeartBeat(%v, %v): negative interval", send, recv)
+			return
+		}
+		c.hbSend, c.hbRecv = send, recv
+	}
 }
 
 // WithRequireHost says whether a 1.1 or 1.2 CONNECT without a host header is
@@ -73,8 +109,8 @@ func WithRequireHost(require bool) Option {
 }
 
 // WithLimits sets the codec limits for frames read from clients; zero fields
-// take frame's defaults. A frame over the limits ends the session with an
-// ERROR.
+// take frame's defaults, negative ones mean no limit (see frame.Limits). A
+// frame over the limits ends the session with an ERROR.
 func WithLimits(l frame.Limits) Option {
 	return func(c *config) { c.limits = l }
 }
@@ -87,7 +123,7 @@ func WithConnectTimeout(d time.Duration) Option {
 }
 
 // WithLogger sets the logger for what the engine cannot tell a client
-// (handler failures, write errors). Default: discard.
+// (handler failures, write errors). Default (and nil): discard.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) {
 		if l != nil {
@@ -105,45 +141,104 @@ func WithName(name string) Option {
 
 // WithOutboundQueue bounds the number of MESSAGE frames a session holds for
 // its writer; Session.Deliver fails with ErrSlowConsumer beyond it.
-// Default 1024.
+// Default 1024; n must be positive.
 func WithOutboundQueue(n int) Option {
 	return func(c *config) {
-		if n > 0 {
-			c.outbound = n
+		if n <= 0 {
+			c.invalid("WithOutboundQueue(%d): not positive", n)
+			return
 		}
+		c.outbound = n
+	}
+}
+
+// WithOutboundBytes bounds the bytes (bodies and headers) of the MESSAGE
+// frames a session holds for its writer; Session.Deliver fails with
+// ErrSlowConsumer once they reach it (a single message larger than the
+// bound is still taken by an empty queue). Default DefaultOutboundBytes;
+// n must be positive.
+func WithOutboundBytes(n int) Option {
+	return func(c *config) {
+		if n <= 0 {
+			c.invalid("WithOutboundBytes(%d): not positive", n)
+			return
+		}
+		c.outBytes = n
 	}
 }
 
 // WithLinger bounds how long a session that is closing (after an ERROR, a
 // DISCONNECT or Shutdown) may spend writing its last frames before its
-// transport is closed regardless. Default 5s.
+// transport is closed regardless. Default 5s; d must be positive.
 func WithLinger(d time.Duration) Option {
 	return func(c *config) {
-		if d > 0 {
-			c.linger = d
+		if d <= 0 {
+			c.invalid("WithLinger(%v): not positive", d)
+			return
 		}
+		c.linger = d
 	}
 }
 
 // WithTransactionLimit bounds the number of frames one session may buffer
 // in its open transactions, each open transaction counting as one (so a
 // client cannot open transactions without end either); one more is a
-// protocol error. Default 10000.
+// protocol error (ERROR "transaction too large"). Default 10000; n must be
+// positive.
 func WithTransactionLimit(n int) Option {
 	return func(c *config) {
-		if n > 0 {
-			c.txLimit = n
+		if n <= 0 {
+			c.invalid("WithTransactionLimit(%d): not positive", n)
+			return
 		}
+		c.txLimit = n
+	}
+}
+
+// WithTransactionBytes bounds the bytes (bodies and headers) one session
+// may buffer in its open transactions; a transactional SEND or ACK that
+// would pass it is a protocol error (ERROR "transaction too large").
+// Default DefaultTransactionBytes; n must be positive.
+func WithTransactionBytes(n int) Option {
+	return func(c *config) {
+		if n <= 0 {
+			c.invalid("WithTransactionBytes(%d): not positive", n)
+			return
+		}
+		c.txBytes = n
 	}
 }
 
 // WithSubscriptionLimit bounds the number of subscriptions one session may
 // hold at a time; a SUBSCRIBE beyond it is a protocol error, so a client
-// cannot make the server's memory grow without end. Default 10000.
+// cannot make the server's memory grow without end. Default 10000; n must
+// be positive.
 func WithSubscriptionLimit(n int) Option {
 	return func(c *config) {
-		if n > 0 {
-			c.subLimit = n
+		if n <= 0 {
+			c.invalid("WithSubscriptionLimit(%d): not positive", n)
+			return
 		}
+		c.subLimit = n
+	}
+}
+
+// WithSendWindow bounds, per session, the SENDs a Handler has deferred
+// (Message.Defer) and not yet completed: at most frames of them (and at
+// most frames frames waiting behind them for their RECEIPT), holding at
+// most bytes bytes (bodies and headers; a single larger SEND is still taken
+// when none is in flight). At the bound the session stops reading from its
+// client until a completion makes room, so TCP pushes back on a producer
+// faster than the handler; the heart-beat check is suspended meanwhile.
+// This is the engine's producer flow control. Defaults
+// DefaultSendWindowFrames and DefaultSendWindowBytes; both must be
+// positive.
+func WithSendWindow(frames, bytes int) Option {
+	return func(c *config) {
+		if frames <= 0 || bytes <= 0 {
+			c.invalid("WithSendWindow(%d, %d): not positive", frames, bytes)
+			return
+		}
+		c.windowFrames, c.windowBytes = frames, bytes
 	}
 }

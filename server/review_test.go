@@ -170,7 +170,7 @@ func TestOpenTransactionsBounded(t *testing.T) {
 		c := dial(t, testServer(rec, WithTransactionLimit(3)))
 		c.connect("1.2", "s1")
 		w := c.sendAsync("BEGIN\ntransaction:a\n\n\x00BEGIN\ntransaction:b\n\n\x00BEGIN\ntransaction:c\n\n\x00BEGIN\ntransaction:d\n\n\x00")
-		c.expect(errorFrame("", "transaction too large", "too many frames in open transactions"))
+		c.expect(errorFrame("", "transaction too large", "open transactions may hold 3 frames"))
 		c.expectClosed()
 		var pe *ProtocolError
 		if err := c.close(); !errors.As(err, &pe) {
@@ -248,7 +248,7 @@ func TestCloseCancelsHandlerContext(t *testing.T) {
 func TestShutdownWhileConnecting(t *testing.T) {
 	for range 5 {
 		rec := &recorder{}
-		srv := New(rec, WithHeartBeat(0, 0), WithLinger(time.Second))
+		srv := mustNew(rec, WithHeartBeat(0, 0), WithLinger(time.Second))
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)

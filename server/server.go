@@ -32,11 +32,18 @@ type Server struct {
 }
 
 // New returns a Server that hands its sessions to h, configured by opts. It
-// starts nothing.
-func New(h Handler, opts ...Option) *Server {
+// starts nothing. It fails if h is nil or an option was given a value it
+// cannot take (the error names every such option).
+func New(h Handler, opts ...Option) (*Server, error) {
+	if h == nil {
+		return nil, errors.New("server: nil Handler")
+	}
 	cfg := defaultConfig()
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.err != nil {
+		return nil, cfg.err
 	}
 	var b [4]byte
 	rand.Read(b[:])
@@ -47,7 +54,7 @@ func New(h Handler, opts ...Option) *Server {
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*Session]struct{}),
 		idle:      make(chan struct{}),
-	}
+	}, nil
 }
 
 func (srv *Server) newSessionID() string {

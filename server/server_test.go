@@ -66,13 +66,58 @@ func TestSlowConsumerDeliverNeverBlocks(t *testing.T) {
 			t.Fatalf("%d Written calls for %d deliveries", len(written), delivered)
 		}
 		for _, err := range written {
-			if err == nil {
-				t.Fatalf("Written(nil) for a frame the client never read: %v", written)
+			if !errors.Is(err, ErrSessionClosed) {
+				t.Fatalf("Written(%v) for a frame the client never read, want ErrSessionClosed: %v", err, written)
 			}
 		}
 		if ev := rec.Events(); !strings.HasPrefix(ev[len(ev)-1], "disconnect server: slow consumer") {
 			t.Fatalf("events %q", ev)
 		}
+	})
+}
+
+// TestOutboundBytes: the outbound queue is bounded in bytes too; a message
+// larger than the bound is still taken by an empty queue.
+func TestOutboundBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		c := dial(t, testServer(rec, WithOutboundBytes(100)))
+		c.connect("1.2", "s1")
+		c.send("SUBSCRIBE\nid:0\ndestination:/t\nreceipt:r\n\n\x00")
+		c.expect("RECEIPT\nreceipt-id:r\n\n\x00")
+		s := rec.sessions[0]
+		// The client does not read: the writer takes the first message and
+		// blocks writing it; the queue then takes 100 bytes.
+		deliver := func(n int) error {
+			return s.Deliver(Delivery{Subscription: "0", Message: &Message{Body: []byte(strings.Repeat("b", n))}})
+		}
+		if err := deliver(500); err != nil { // the writer's batch
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if err := deliver(500); err != nil { // an empty queue takes one large message
+			t.Fatalf("large message into an empty queue: %v", err)
+		}
+		if err := deliver(1); !errors.Is(err, ErrSlowConsumer) {
+			t.Fatalf("Deliver past the byte bound = %v, want ErrSlowConsumer", err)
+		}
+		for range 2 {
+			c.expectPrefix("MESSAGE\n")
+		}
+		synctest.Wait()
+		if err := deliver(40); err != nil { // the writer's batch again
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		for i := range 2 {
+			if err := deliver(40); err != nil {
+				t.Fatalf("message %d of 40 bytes: %v", i, err)
+			}
+		}
+		if err := deliver(40); !errors.Is(err, ErrSlowConsumer) {
+			t.Fatalf("third message of 40 bytes = %v, want ErrSlowConsumer", err)
+		}
+		c.close()
 	})
 }
 

@@ -41,7 +41,11 @@ type Session struct {
 	tr       *touchReader
 	txs      map[string]*transaction
 	txFrames int  // frames buffered in txs
+	txBytes  int  // bytes buffered in txs (txOp.size)
 	said     bool // Handler.Disconnect was called (for a DISCONNECT frame)
+	// The receipt header of the frame being handled, for Message.Defer.
+	curReceipt    string
+	curHasReceipt bool
 
 	// msgSeq numbers the message-ids Deliver makes for messages without
 	// an ID.
@@ -52,20 +56,33 @@ type Session struct {
 	subs map[string]*Subscription
 	// out is the outbound queue, taken by the writer in batches.
 	out []outItem
-	// outMsgs counts the MESSAGE frames in out (the bounded part).
-	outMsgs int
+	// outMsgs and outBytes count the MESSAGE frames in out and their
+	// bytes (the bounded part).
+	outMsgs, outBytes int
 	// closing is set once the final item is queued; nothing is queued after.
 	closing bool
 	// cause is why the session ends (nil: DISCONNECT), set with closing.
 	cause error
-	// ackSeq numbers the 1.2 ack ids.
+	// ackSeq numbers the deliveries in client ack modes (and makes the
+	// 1.2 ack ids).
 	ackSeq uint64
+	// acks indexes the unacknowledged deliveries of all subscriptions.
+	acks ackIndex
 	// linger closes the transport if the writer cannot finish in time.
 	linger *time.Timer
 	// passcode is the CONNECT frame's, to scrub from ERROR frames.
 	passcode string
+	// pend lists, in frame order, the frames whose RECEIPT waits for
+	// deferred SENDs (theirs or earlier ones); cur is the frame being
+	// handled, once one of its SENDs deferred.
+	pend []*completion
+	cur  *completion
+	// inflight and inflightBytes count the deferred SENDs not yet done
+	// (the send window).
+	inflight, inflightBytes int
 
 	wake    chan struct{} // cap 1: out has items for the writer
+	room    chan struct{} // cap 1: a deferred SEND was done
 	space   chan struct{} // cap 1: the writer took a batch
 	closed  chan struct{} // closed when closing is set
 	done    chan struct{} // closed when the writer goroutine returns
@@ -152,6 +169,7 @@ func newSession(srv *Server, parent context.Context, rw io.ReadWriteCloser) *Ses
 		cancel: cancel,
 		subs:   make(map[string]*Subscription),
 		wake:   make(chan struct{}, 1),
+		room:   make(chan struct{}, 1),
 		space:  make(chan struct{}, 1),
 		closed: make(chan struct{}),
 		done:   make(chan struct{}),
@@ -159,6 +177,8 @@ func newSession(srv *Server, parent context.Context, rw io.ReadWriteCloser) *Ses
 	s.tr = &touchReader{r: rw}
 	s.r = frame.NewReader(s.tr)
 	s.r.SetLimits(srv.cfg.limits)
+	// An idle session holds no read buffer (issue 9: idle memory).
+	s.r.SetRelease(true)
 	return s
 }
 
@@ -209,6 +229,7 @@ func (s *Session) run() error {
 	if s.connected.Load() && !s.said {
 		s.mu.Lock()
 		clear(s.subs)
+		s.acks = nil
 		s.mu.Unlock()
 		s.safely("Disconnect", func() { h.Disconnect(s.ctx, s, cause) })
 	}
@@ -250,6 +271,9 @@ func (s *Session) readLoop() error {
 			s.fail(err, f.Header.Get(frame.HdrReceipt))
 			return err
 		}
+		// Read nothing more while the handler has too many SENDs in
+		// flight: TCP pushes back on the producer.
+		s.waitRoom(false)
 	}
 }
 
@@ -307,7 +331,7 @@ func (s *Session) errorFrame(err error, receipt string) *frame.Frame {
 		return r
 	}, msg)
 	f := &frame.Frame{Command: frame.CmdError}
-	if receipt != "" && encodable(s.wireVersion(), frame.HdrReceiptID, receipt) {
+	if receipt != "" && frame.CheckHeader(s.wireVersion(), frame.HdrReceiptID, receipt) == nil {
 		f.Header.Add(frame.HdrReceiptID, receipt)
 	}
 	f.Header.Add(frame.HdrMessage, msg)

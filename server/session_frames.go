@@ -17,8 +17,9 @@ const supportedHeader = "1.0,1.1,1.2"
 // transaction is an open transaction: the frames to process at COMMIT.
 // Reader goroutine only.
 type transaction struct {
-	ops  []txOp
-	acks map[string]struct{} // the keys of its ACK and NACK ops
+	ops   []txOp
+	acks  map[string]struct{} // the keys of its ACK and NACK ops
+	bytes int                 // what its ops count toward WithTransactionBytes
 }
 
 // txOp is a buffered SEND (msg set) or ACK/NACK (cmd set).
@@ -27,6 +28,19 @@ type txOp struct {
 	cmd    string
 	header frame.Header // the ACK/NACK frame's headers
 	key    string       // the ACK/NACK's id and subscription (ackKey), to find duplicates
+}
+
+// size is what the op counts toward WithTransactionBytes: the message's
+// body and headers, or the ACK's headers.
+func (op *txOp) size() int {
+	if op.msg != nil {
+		return sendSize(op.msg)
+	}
+	n := 0
+	for k, v := range op.header.All() {
+		n += len(k) + len(v) + 2
+	}
+	return n
 }
 
 // handle processes one frame on the reader goroutine. A non-nil error ends
@@ -38,7 +52,7 @@ func (s *Session) handle(f *frame.Frame) (err error) {
 	// A receipt that cannot be echoed in the session's version (a value
 	// ending in a carriage return, before 1.2) would leave the client
 	// waiting for a RECEIPT that is never written.
-	if r, ok := f.Header.Lookup(frame.HdrReceipt); ok && !encodable(s.wireVersion(), frame.HdrReceiptID, r) {
+	if r, ok := f.Header.Lookup(frame.HdrReceipt); ok && frame.CheckHeader(s.wireVersion(), frame.HdrReceiptID, r) != nil {
 		return violation(f.Command, "invalid receipt header", "the receipt cannot be echoed in a receipt-id header")
 	}
 	if !s.connected.Load() {
@@ -47,6 +61,23 @@ func (s *Session) handle(f *frame.Frame) (err error) {
 		}
 		return violation(f.Command, "not connected", "the first frame must be CONNECT or STOMP")
 	}
+	s.curReceipt, s.curHasReceipt = f.Header.Lookup(frame.HdrReceipt)
+	// The handler runs on this goroutine: while it does, nothing is read,
+	// and the client's silence means nothing.
+	mon := s.pause()
+	err = s.dispatch(f)
+	s.unpause(mon)
+	if err != nil {
+		s.mu.Lock()
+		s.cur = nil
+		s.mu.Unlock()
+		return err
+	}
+	return s.complete(f)
+}
+
+// dispatch handles a frame of a connected session by its command.
+func (s *Session) dispatch(f *frame.Frame) (err error) {
 	switch f.Command {
 	case frame.CmdSend:
 		err = s.onSend(f)
@@ -72,19 +103,7 @@ func (s *Session) handle(f *frame.Frame) (err error) {
 	default: // CONNECTED, MESSAGE, RECEIPT, ERROR
 		return violation(f.Command, "unexpected frame", f.Command+" is a server frame")
 	}
-	if err != nil {
-		return err
-	}
-	return s.receipt(f)
-}
-
-// receipt queues the RECEIPT for f, if f asked for one.
-func (s *Session) receipt(f *frame.Frame) error {
-	r, ok := f.Header.Lookup(frame.HdrReceipt)
-	if !ok {
-		return nil
-	}
-	return s.enqueue(outItem{f: frame.New(frame.CmdReceipt, frame.HdrReceiptID, r)})
+	return err
 }
 
 // negotiate returns the highest version in the accept-version value av
@@ -147,7 +166,7 @@ func (s *Session) onConnect(f *frame.Frame) error {
 		return err
 	}
 	s.id = req.SessionID
-	if s.id != "" && !encodable(frame.V10, frame.HdrSession, s.id) {
+	if s.id != "" && frame.CheckHeader(frame.V10, frame.HdrSession, s.id) != nil {
 		// CONNECTED is never escaped: such an id would make it
 		// unwritable, and the client would wait for it in vain.
 		s.srv.cfg.logger.Warn("stomp session id from handler cannot be written; using another", "id", s.id)
@@ -201,7 +220,8 @@ func (s *Session) onSend(f *frame.Frame) error {
 	if tx, ok := f.Header.Lookup(frame.HdrTransaction); ok {
 		return s.txAdd(f.Command, tx, txOp{msg: m})
 	}
-	return s.srv.h.Send(s.ctx, s, m)
+	m.Receipt = s.curReceipt
+	return s.callSend(m)
 }
 
 func (s *Session) onSubscribe(f *frame.Frame) error {
@@ -268,7 +288,7 @@ func (s *Session) onUnsubscribe(f *frame.Frame) error {
 	}
 	if sub != nil {
 		delete(s.subs, sub.ID)
-		sub.pending = nil
+		s.forget(sub)
 	}
 	s.mu.Unlock()
 	if sub == nil {
@@ -293,41 +313,6 @@ func (s *Session) ackKey(f *frame.Frame) (id, subID string, err error) {
 		return "", "", violation(f.Command, "missing message-id header", f.Command+" requires a message-id header")
 	}
 	return id, f.Header.Get(frame.HdrSubscription), nil
-}
-
-// resolve finds the unacknowledged delivery f refers to and, if take,
-// removes what it covers and returns the Ack. Reader goroutine only.
-func (s *Session) resolve(f *frame.Frame, take bool) (*Ack, error) {
-	id, subID, err := s.ackKey(f)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, sub := range s.subs {
-		if subID != "" && sub.ID != subID {
-			continue
-		}
-		for i, p := range sub.pending {
-			if (s.version == frame.V12 && p.ackID != id) || (s.version != frame.V12 && p.msgID != id) {
-				continue
-			}
-			if !take {
-				return nil, nil
-			}
-			from := i
-			if sub.Ack == AckClient {
-				from = 0
-			}
-			a := &Ack{Subscription: sub, ID: id, Header: f.Header.Clone(), MessageIDs: make([]string, 0, i+1-from)}
-			for _, q := range sub.pending[from : i+1] {
-				a.MessageIDs = append(a.MessageIDs, q.msgID)
-			}
-			sub.pending = append(sub.pending[:from], sub.pending[i+1:]...)
-			return a, nil
-		}
-	}
-	return nil, violation(f.Command, "unknown ack id", "no unacknowledged message "+id)
 }
 
 func (s *Session) onAck(f *frame.Frame) error {
@@ -376,10 +361,16 @@ func (s *Session) txAdd(cmd, tx string, op txOp) error {
 		return violation(cmd, "unknown transaction", "no transaction "+tx)
 	}
 	if s.txFrames >= s.srv.cfg.txLimit {
-		return violation(cmd, "transaction too large", "too many frames in open transactions")
+		return violation(cmd, "transaction too large", "open transactions may hold "+strconv.Itoa(s.srv.cfg.txLimit)+" frames")
+	}
+	size := op.size()
+	if s.txBytes+size > s.srv.cfg.txBytes {
+		return violation(cmd, "transaction too large", "open transactions may hold "+strconv.Itoa(s.srv.cfg.txBytes)+" bytes")
 	}
 	s.txFrames++
+	s.txBytes += size
 	t.ops = append(t.ops, op)
+	t.bytes += size
 	if op.key != "" {
 		if t.acks == nil {
 			t.acks = make(map[string]struct{})
@@ -400,7 +391,7 @@ func (s *Session) onBegin(f *frame.Frame) error {
 	// An open transaction counts as a frame, so that a client cannot
 	// open transactions without end.
 	if s.txFrames >= s.srv.cfg.txLimit {
-		return violation(f.Command, "transaction too large", "too many frames in open transactions")
+		return violation(f.Command, "transaction too large", "open transactions may hold "+strconv.Itoa(s.srv.cfg.txLimit)+" frames")
 	}
 	s.txFrames++
 	s.txs[tx] = &transaction{}
@@ -418,6 +409,7 @@ func (s *Session) endTx(f *frame.Frame) (*transaction, error) {
 	}
 	delete(s.txs, tx)
 	s.txFrames -= 1 + len(t.ops)
+	s.txBytes -= t.bytes
 	return t, nil
 }
 
@@ -426,19 +418,21 @@ func (s *Session) onCommit(f *frame.Frame) error {
 	if err != nil {
 		return err
 	}
-	// Every ACK and NACK must still resolve (the client may have acked
-	// the message outside the transaction since) before anything is
+	// Every ACK and NACK must still resolve, in order (the client may
+	// have acked the message outside the transaction since, or a
+	// cumulative ACK of the transaction may cover it), before anything is
 	// applied: a COMMIT that fails applies nothing of the transaction.
-	for _, op := range t.ops {
-		if op.msg == nil {
-			if _, err := s.resolve(&frame.Frame{Command: op.cmd, Header: op.header}, false); err != nil {
-				return err
-			}
-		}
+	if err := s.simulate(t); err != nil {
+		return err
 	}
 	for _, op := range t.ops {
 		if op.msg != nil {
-			err = s.srv.h.Send(s.ctx, s, op.msg)
+			s.waitRoom(true)
+			if s.isClosing() { // ended while waiting for room: apply no more
+				return ErrSessionClosed
+			}
+			op.msg.Receipt = s.curReceipt
+			err = s.callSend(op.msg)
 		} else {
 			af := &frame.Frame{Command: op.cmd, Header: op.header}
 			var a *Ack
@@ -463,9 +457,12 @@ func (s *Session) onAbort(f *frame.Frame) error {
 // discarded, the handler told, then the RECEIPT (if asked for) is the last
 // frame written.
 func (s *Session) onDisconnect(f *frame.Frame) error {
+	// The DISCONNECT's RECEIPT confirms every frame before it.
+	s.waitDrained()
 	s.txs = nil
 	s.mu.Lock()
 	clear(s.subs)
+	s.acks = nil
 	s.mu.Unlock()
 	s.said = true
 	s.safely("Disconnect", func() { s.srv.h.Disconnect(s.ctx, s, nil) })

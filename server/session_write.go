@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/stompout/stomp/frame"
@@ -20,10 +19,13 @@ type Delivery struct {
 	Message *Message
 	// Written, if set, is called exactly once on the session's writer
 	// goroutine: with nil once the frame was flushed to the transport, or
-	// with the error that kept it from being written (ErrSessionClosed
-	// when the session ended first; an error wrapping
+	// with the error that kept it from being written: an error matching
+	// ErrSessionClosed when the session ended first or the transport
+	// failed before the frame was flushed (the client did not get it, so
+	// it need not be marked redelivered; the transport's error is wrapped
+	// too, with ErrConnectionLost); an error wrapping
 	// frame.ErrUnencodable when the message cannot be encoded in the
-	// session's version). It must not block; it may call Deliver. A panic
+	// session's version. It must not block; it may call Deliver. A panic
 	// in it ends the session with an ERROR "internal error" and is logged.
 	Written func(err error)
 }
@@ -48,8 +50,9 @@ type hbStart struct {
 // safe to call from any goroutine, handlers included, and never blocks: it
 // fails with ErrUnknownSubscription if there is no such subscription,
 // ErrSessionClosed if the session is ending, ErrSlowConsumer if the
-// session already holds WithOutboundQueue undelivered messages (the client
-// is not reading), and an error wrapping frame.ErrUnencodable if a header of
+// session already holds WithOutboundQueue undelivered messages or
+// WithOutboundBytes bytes of them (bodies and headers; the client does not
+// read fast enough; the batch the writer is writing does not count), and an error wrapping frame.ErrUnencodable if a header of
 // m cannot be written in the session's version (a newline in 1.0, say). When it fails, nothing was queued and d.Written is not
 // called.
 //
@@ -70,14 +73,15 @@ func (s *Session) Deliver(d Delivery) error {
 		s.mu.Unlock()
 		return ErrUnknownSubscription
 	}
-	if s.outMsgs >= s.srv.cfg.outbound {
+	size := sendSize(m)
+	if s.outMsgs >= s.srv.cfg.outbound || (s.outMsgs > 0 && s.outBytes+size > s.srv.cfg.outBytes) {
 		s.mu.Unlock()
 		return ErrSlowConsumer
 	}
 	for k, v := range m.Header.All() {
-		if !encodable(s.version, k, v) {
+		if err := frame.CheckHeader(s.version, k, v); err != nil {
 			s.mu.Unlock()
-			return fmt.Errorf("server: header %q cannot be encoded in STOMP %s: %w", k, s.version, frame.ErrUnencodable)
+			return fmt.Errorf("server: header %q cannot be encoded in STOMP %s: %w", k, s.version, err)
 		}
 	}
 	msgID := m.ID
@@ -95,13 +99,13 @@ func (s *Session) Deliver(d Delivery) error {
 		kv = append(kv, frame.HdrSubscription, sub.ID)
 	}
 	if sub.Ack != AckAuto {
-		p := pendingAck{msgID: msgID}
+		s.ackSeq++
+		p := &pendingAck{msgID: msgID, seq: s.ackSeq}
 		if s.version == frame.V12 {
-			s.ackSeq++
 			p.ackID = strconv.FormatUint(s.ackSeq, 10)
 			kv = append(kv, frame.HdrAck, p.ackID)
 		}
-		sub.pending = append(sub.pending, p)
+		s.track(sub, p)
 	}
 	for k, v := range m.Header.All() {
 		switch k {
@@ -114,25 +118,10 @@ func (s *Session) Deliver(d Delivery) error {
 	f.Body = m.Body
 	s.out = append(s.out, outItem{f: f, written: d.Written, message: true})
 	s.outMsgs++
+	s.outBytes += size
 	s.mu.Unlock()
 	s.signal()
 	return nil
-}
-
-// encodable reports whether a MESSAGE header entry can be written in
-// version v, by the rules of frame.Writer: no empty name; in 1.0 no colon
-// or newline in a name and no newline in a value; before 1.2 no value
-// ending in a carriage return.
-func encodable(v frame.Version, key, value string) bool {
-	switch {
-	case key == "":
-		return false
-	case v == frame.V10 && (strings.ContainsAny(key, ":\n") || strings.Contains(value, "\n")):
-		return false
-	case v != frame.V12 && strings.HasSuffix(value, "\r"):
-		return false
-	}
-	return true
 }
 
 // enqueue queues a frame the engine produced (CONNECTED, RECEIPT), waiting
@@ -200,14 +189,20 @@ func (s *Session) writeLoop() {
 	defer close(s.done)
 	w := frame.NewWriter(s.rw)
 	w.SetContentLength(frame.ContentLengthAlways)
+	w.SetRelease(true) // an idle session holds no write buffer
 	mw, _ := s.rw.(messageWriter)
 	pacer := heartbeat.NewPacer(0, 0)
 	defer func() { pacer.Stop() }()
 	var connC <-chan time.Time
+	var connT *time.Timer // dropped once connected: an idle session keeps no timer
 	if d := s.srv.cfg.connectTimeout; d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		connC = t.C
+		connT = time.NewTimer(d)
+		defer func() {
+			if connT != nil {
+				connT.Stop()
+			}
+		}()
+		connC = connT.C
 	}
 	var broken error // the transport failed: write nothing more
 	flush := func() error {
@@ -238,7 +233,7 @@ func (s *Session) writeLoop() {
 			}
 			continue
 		case <-connC:
-			connC = nil
+			connC, connT = nil, nil
 			if !s.connected.Load() {
 				s.shutdown(ErrConnectTimeout, s.errorFrame(ErrConnectTimeout, ""))
 			}
@@ -247,7 +242,7 @@ func (s *Session) writeLoop() {
 
 		s.mu.Lock()
 		batch, s.out = s.out, batch[:0]
-		s.outMsgs = 0
+		s.outMsgs, s.outBytes = 0, 0
 		s.mu.Unlock()
 		select {
 		case s.space <- struct{}{}:
@@ -277,6 +272,10 @@ func (s *Session) writeLoop() {
 				pacer.Stop()
 				pacer = heartbeat.NewPacer(hb.send, 0)
 				connC = nil
+				if connT != nil {
+					connT.Stop()
+					connT = nil
+				}
 			}
 			if it.final {
 				final = true
@@ -293,7 +292,9 @@ func (s *Session) writeLoop() {
 			if cb := batch[i].written; cb != nil {
 				err := errs[i]
 				if err == nil && broken != nil {
-					err = broken
+					// Never (or not completely) written: the client
+					// did not get it.
+					err = fmt.Errorf("%w: %w", ErrSessionClosed, broken)
 				}
 				s.callWritten(cb, err)
 			}

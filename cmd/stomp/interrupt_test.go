@@ -39,7 +39,8 @@ func (d *disconnects) Disconnect(_ context.Context, _ *server.Session, reason er
 // the server sees a graceful end (reason nil), and exit 0.
 func TestInterruptDisconnectsGracefully(t *testing.T) {
 	h := &disconnects{subscribed: make(chan struct{})}
-	srv := server.New(h)
+	srv, err := server.New(h)
+	require.NoError(t, err)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	served := make(chan error, 1)

@@ -66,7 +66,10 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 
 	bopts = append(bopts, broker.WithLogger(logger),
 		broker.WithServerOptions(server.WithHeartBeat(*hbSend, *hbRecv), server.WithLogger(logger)))
-	b := broker.New(bopts...)
+	b, berr := broker.New(bopts...)
+	if berr != nil {
+		return berr
+	}
 	srv := b.Server()
 	errc := make(chan error, 2)
 	var httpSrv *http.Server

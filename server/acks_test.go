@@ -1,0 +1,198 @@
+package server
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"testing/synctest"
+
+	"github.com/stompout/stomp/frame"
+)
+
+// TestCommitCumulativeAckAppliesNothing is the case of issue 9: a
+// transaction holding a SEND, ACK m2 and ACK m1 on a client (cumulative)
+// subscription. ACK m2 covers m1, so the COMMIT fails, and nothing of it
+// is applied, in every version.
+func TestCommitCumulativeAckAppliesNothing(t *testing.T) {
+	for _, v := range versions {
+		t.Run(v, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := &recorder{}
+				deliverOnSubscribe(rec, 2)
+				c := dial(t, testServer(rec))
+				c.connect(v, "s1")
+				c.send("SUBSCRIBE\nid:0\ndestination:/q\nack:client\n\n\x00")
+				c.expectPrefix("MESSAGE\n")
+				c.expectPrefix("MESSAGE\n")
+				ack := map[string][2]string{
+					"1.0": {"message-id:m2", "message-id:m1"},
+					"1.1": {"subscription:0\nmessage-id:m2", "subscription:0\nmessage-id:m1"},
+					"1.2": {"id:2", "id:1"},
+				}[v]
+				id1 := map[string]string{"1.0": "m1", "1.1": "m1", "1.2": "1"}[v]
+				w := c.sendAsync("BEGIN\ntransaction:t\n\n\x00SEND\ndestination:/q\ntransaction:t\n\nin-tx\x00" +
+					"ACK\n" + ack[0] + "\ntransaction:t\n\n\x00ACK\n" + ack[1] + "\ntransaction:t\n\n\x00COMMIT\ntransaction:t\nreceipt:c\n\n\x00")
+				c.expect(errorFrame("c", "unknown ack id", "message "+id1+" is covered by an earlier acknowledgement of the transaction"))
+				c.expectClosed()
+				c.close()
+				<-w
+				for _, e := range rec.Events() {
+					if strings.Contains(e, "in-tx") || strings.HasPrefix(e, "ack ") {
+						t.Fatalf("part of the failed COMMIT applied: %q", rec.Events())
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestCommitAcksInOrder: a valid transaction mixing individual and
+// cumulative acks on two subscriptions applies all of it, in order.
+func TestCommitAcksInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		deliverOnSubscribe(rec, 3)
+		c := dial(t, testServer(rec))
+		c.connect("1.2", "s1")
+		c.send("SUBSCRIBE\nid:a\ndestination:/q\nack:client\n\n\x00")
+		for range 3 {
+			c.expectPrefix("MESSAGE\n") // ack ids 1-3
+		}
+		c.send("SUBSCRIBE\nid:b\ndestination:/q\nack:client-individual\n\n\x00")
+		for range 3 {
+			c.expectPrefix("MESSAGE\n") // ack ids 4-6
+		}
+		c.send("BEGIN\ntransaction:t\n\n\x00ACK\nid:1\ntransaction:t\n\n\x00ACK\nid:6\ntransaction:t\n\n\x00" +
+			"ACK\nid:3\ntransaction:t\n\n\x00NACK\nid:4\ntransaction:t\n\n\x00COMMIT\ntransaction:t\nreceipt:c\n\n\x00")
+		c.expect("RECEIPT\nreceipt-id:c\n\n\x00")
+		ev := rec.Events()
+		want := []string{"ack a [m1] tx=t", "ack b [m3] tx=t", "ack a [m2 m3] tx=t", "nack b [m1] tx=t"}
+		if got := ev[len(ev)-4:]; strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("events %q, want %q", got, want)
+		}
+		// What is left: ack id 5 only.
+		c.send("ACK\nid:5\nreceipt:r\n\n\x00")
+		c.expect("RECEIPT\nreceipt-id:r\n\n\x00")
+		c.send("ACK\nid:2\n\n\x00")
+		c.expect(errorFrame("", "unknown ack id", "no unacknowledged message 2"))
+		c.close()
+	})
+}
+
+// TestAckSameMessageIDTwoSubscriptions: before 1.2 a message-id delivered
+// to two subscriptions of a session is resolved by the subscription header
+// (1.1) or oldest first (1.0), and unsubscribing forgets its deliveries.
+func TestAckSameMessageIDTwoSubscriptions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		deliverOnSubscribe(rec, 1)
+		c := dial(t, testServer(rec))
+		c.connect("1.1", "s1")
+		c.send("SUBSCRIBE\nid:a\ndestination:/q\nack:client\n\n\x00")
+		c.expectPrefix("MESSAGE\n")
+		c.send("SUBSCRIBE\nid:b\ndestination:/q\nack:client\n\n\x00")
+		c.expectPrefix("MESSAGE\n")
+		c.send("ACK\nsubscription:b\nmessage-id:m1\nreceipt:1\n\n\x00")
+		c.expect("RECEIPT\nreceipt-id:1\n\n\x00")
+		if ev := rec.Events(); ev[len(ev)-1] != "ack b [m1] tx=" {
+			t.Fatalf("events %q", ev)
+		}
+		c.send("UNSUBSCRIBE\nid:a\n\n\x00ACK\nmessage-id:m1\n\n\x00")
+		c.expect(errorFrame("", "unknown ack id", "no unacknowledged message m1"))
+		c.close()
+	})
+}
+
+// newAckSession is a session with one subscription in mode and n
+// deliveries tracked, for the index's unit tests and benchmarks.
+func newAckSession(mode AckMode, n int) (*Session, *Subscription) {
+	s := &Session{version: frame.V12, subs: make(map[string]*Subscription)}
+	sub := &Subscription{ID: "0", Ack: mode, session: s}
+	s.subs["0"] = sub
+	for range n {
+		s.ackSeq++
+		s.track(sub, &pendingAck{seq: s.ackSeq, ackID: strconv.FormatUint(s.ackSeq, 10), msgID: "m" + strconv.FormatUint(s.ackSeq, 10)})
+	}
+	return s, sub
+}
+
+func ackFrame(id int) *frame.Frame {
+	return frame.New(frame.CmdAck, frame.HdrID, strconv.Itoa(id))
+}
+
+// TestAckIndexCompacts: individual acks in any order leave nothing behind,
+// and the subscription's list does not keep its dead entries.
+func TestAckIndexCompacts(t *testing.T) {
+	const n = 10000
+	s, sub := newAckSession(AckClientIndividual, n)
+	for i := n; i >= 1; i -= 2 { // newest first, every other one
+		if a, err := s.resolve(ackFrame(i), true); err != nil || len(a.MessageIDs) != 1 || a.MessageIDs[0] != "m"+strconv.Itoa(i) {
+			t.Fatalf("ack %d: %v %v", i, a, err)
+		}
+	}
+	if len(s.acks) != n/2 {
+		t.Fatalf("%d indexed, want %d", len(s.acks), n/2)
+	}
+	for i := 1; i <= n; i += 2 {
+		if _, err := s.resolve(ackFrame(i), true); err != nil {
+			t.Fatalf("ack %d: %v", i, err)
+		}
+	}
+	if len(s.acks) != 0 || len(sub.pending) != 0 || sub.head != 0 {
+		t.Fatalf("left: %d indexed, %d listed, head %d", len(s.acks), len(sub.pending), sub.head)
+	}
+	if _, err := s.resolve(ackFrame(1), true); err == nil {
+		t.Fatal("a second ACK of a message resolved")
+	}
+
+	s, sub = newAckSession(AckClient, n)
+	for i := 100; i <= n; i += 100 {
+		a, err := s.resolve(ackFrame(i), true)
+		if err != nil || len(a.MessageIDs) != 100 || a.MessageIDs[0] != "m"+strconv.Itoa(i-99) {
+			t.Fatalf("cumulative ack %d: %d ids, %v", i, len(a.MessageIDs), err)
+		}
+	}
+	if len(s.acks) != 0 || len(sub.pending) != 0 {
+		t.Fatalf("left: %d indexed, %d listed", len(s.acks), len(sub.pending))
+	}
+}
+
+// BenchmarkAckLargePrefetch resolves the acks of 50,000 unacknowledged
+// deliveries, newest first (the worst case of a scan): the cost per ack
+// must not grow with the prefetch.
+func BenchmarkAckLargePrefetch(b *testing.B) {
+	for _, n := range []int{1000, 50000} {
+		b.Run("individual/"+strconv.Itoa(n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				s, _ := newAckSession(AckClientIndividual, n)
+				frames := make([]*frame.Frame, n)
+				for i := range frames {
+					frames[i] = ackFrame(n - i)
+				}
+				b.StartTimer()
+				for _, f := range frames {
+					if _, err := s.resolve(f, true); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/ack")
+		})
+		b.Run("cumulative/"+strconv.Itoa(n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				s, _ := newAckSession(AckClient, n)
+				b.StartTimer()
+				for i := 1; i <= n; i++ {
+					if _, err := s.resolve(ackFrame(i), true); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/ack")
+		})
+	}
+}

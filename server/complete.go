@@ -1,0 +1,261 @@
+package server
+
+import (
+	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/heartbeat"
+)
+
+// completion is one frame whose RECEIPT (or ERROR) waits: for its own
+// deferred SENDs (a SEND, or a COMMIT whose SENDs were deferred), or only
+// for the frames before it. Session.pend holds them in frame order; fields
+// are guarded by Session.mu.
+type completion struct {
+	waiting    int    // deferred SENDs of this frame not yet done
+	sealed     bool   // the frame was handled: no more deferrals join it
+	err        error  // the first error a done reported
+	receipt    string // the frame's receipt header
+	hasReceipt bool
+}
+
+// sendCtl is what the engine attaches to a Message while Handler.Send runs
+// for it, so that Message.Defer can join the frame's completion.
+type sendCtl struct {
+	s    *Session
+	size int  // bytes counted toward the send window
+	used bool // Defer was called
+}
+
+// Defer, called by Handler.Send before it returns nil, says the handler
+// finishes this SEND later: the engine writes the SEND's RECEIPT (if it
+// asked for one) only when done(nil) is called, or, for done(err), the
+// ERROR reporting err with the SEND's receipt-id, ending the session as an
+// error returned by Send does. RECEIPTs stay in frame order per session: a
+// later frame's RECEIPT waits for the deferred SENDs before it, and an
+// ERROR from done is written once the frames before it are complete. For a
+// transactional SEND (Send is called at COMMIT) it is the COMMIT's RECEIPT
+// that waits.
+//
+// done may be called from any goroutine, exactly once; later calls do
+// nothing, and so do calls after the session ended. Until done is called the
+// SEND counts toward the session's WithSendWindow; when the window is full
+// the engine stops reading from the client until a done makes room.
+// Defer may be called at most once per Message, and only on the goroutine
+// running Handler.Send for it, before Send returns: called again, or later,
+// it returns a done that does nothing (the SEND is completed by the first
+// Defer, or was completed when Send returned). If Send returns an error
+// after Defer, the error ends the session and done does nothing. It
+// allocates the done closure.
+func (m *Message) Defer() (done func(err error)) {
+	c := m.ctl
+	if c == nil || c.used {
+		return func(error) {}
+	}
+	c.used = true
+	s := c.s
+	size := c.size
+	s.mu.Lock()
+	cp := s.cur
+	if cp == nil {
+		cp = &completion{receipt: s.curReceipt, hasReceipt: s.curHasReceipt}
+		s.cur = cp
+		s.pend = append(s.pend, cp)
+	}
+	cp.waiting++
+	s.inflight++
+	s.inflightBytes += size
+	s.mu.Unlock()
+	var once bool // guarded by s.mu
+	return func(err error) {
+		s.mu.Lock()
+		if once {
+			s.mu.Unlock()
+			return
+		}
+		once = true
+		s.inflight--
+		s.inflightBytes -= size
+		cp.waiting--
+		if s.closing {
+			s.mu.Unlock()
+			s.roomSignal()
+			return
+		}
+		if err != nil && cp.err == nil {
+			cp.err = err
+		}
+		frec, ferr := s.drainLocked()
+		s.mu.Unlock()
+		s.roomSignal()
+		if ferr != nil {
+			s.fail(ferr, frec)
+		} else {
+			s.signal()
+		}
+	}
+}
+
+// drainLocked writes the RECEIPTs of the completed frames at the head of
+// s.pend to the outbound queue, in order, and stops at the first frame
+// still waiting. If a completed frame failed it returns its error and
+// receipt (the caller, without s.mu, ends the session with it) and drops
+// what follows. s.mu must be held.
+func (s *Session) drainLocked() (receipt string, err error) {
+	n := 0
+	defer func() {
+		if n > 0 {
+			clear(s.pend[:n])
+			s.pend = s.pend[n:]
+			if len(s.pend) == 0 {
+				s.pend = nil
+			}
+		}
+	}()
+	for ; n < len(s.pend); n++ {
+		c := s.pend[n]
+		if !c.sealed || c.waiting > 0 {
+			return "", nil
+		}
+		if c.err != nil {
+			n = len(s.pend)
+			return c.receipt, c.err
+		}
+		if c.hasReceipt && !s.closing {
+			// Not bounded by the outbound queue: these RECEIPTs are
+			// bounded by the send window instead.
+			s.out = append(s.out, outItem{f: frame.New(frame.CmdReceipt, frame.HdrReceiptID, c.receipt)})
+		}
+	}
+	return "", nil
+}
+
+// complete finishes the handling of frame f (which succeeded) on the reader
+// goroutine: it seals the frame's completion if a Send deferred, or
+// queues its RECEIPT, after the deferred frames before it if there are any.
+func (s *Session) complete(f *frame.Frame) error {
+	s.mu.Lock()
+	if cp := s.cur; cp != nil {
+		s.cur = nil
+		cp.sealed = true
+		frec, ferr := s.drainLocked()
+		s.mu.Unlock()
+		if ferr != nil {
+			s.fail(ferr, frec)
+			return nil // the session is ending; the reader sees it
+		}
+		s.signal()
+		return nil
+	}
+	r, ok := f.Header.Lookup(frame.HdrReceipt)
+	if !ok {
+		s.mu.Unlock()
+		return nil
+	}
+	if len(s.pend) > 0 {
+		s.pend = append(s.pend, &completion{sealed: true, receipt: r, hasReceipt: true})
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	return s.enqueue(outItem{f: frame.New(frame.CmdReceipt, frame.HdrReceiptID, r)})
+}
+
+// roomSignal wakes a reader waiting for room in the send window.
+func (s *Session) roomSignal() {
+	select {
+	case s.room <- struct{}{}:
+	default:
+	}
+}
+
+// windowFull reports whether the reader must wait before taking another
+// frame (inCommit: before another Send of a COMMIT, where the COMMIT's own
+// completion is not to be counted). s.mu must be held.
+func (s *Session) windowFull(inCommit bool) bool {
+	cfg := &s.srv.cfg
+	if s.inflight >= cfg.windowFrames || s.inflightBytes >= cfg.windowBytes {
+		return true
+	}
+	return !inCommit && len(s.pend) > cfg.windowFrames
+}
+
+// waitRoom makes the reader wait while the send window is full, with the
+// heart-beat monitor suspended (the client is not silent, the engine is not
+// reading). It returns when there is room or the session is ending.
+func (s *Session) waitRoom(inCommit bool) {
+	for {
+		s.mu.Lock()
+		if s.closing || !s.windowFull(inCommit) {
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		mon := s.pause()
+		select {
+		case <-s.room:
+		case <-s.closed:
+		}
+		s.unpause(mon)
+	}
+}
+
+// waitDrained makes the reader wait until every deferred frame is complete
+// (for DISCONNECT, whose RECEIPT must come last) or the session is ending.
+func (s *Session) waitDrained() {
+	for {
+		s.mu.Lock()
+		if s.closing || len(s.pend) == 0 {
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		mon := s.pause()
+		select {
+		case <-s.room:
+		case <-s.closed:
+		}
+		s.unpause(mon)
+	}
+}
+
+// pause suspends the heart-beat monitor, if there is one, while the reader
+// does not read on purpose, and returns it for unpause. Reader goroutine only.
+func (s *Session) pause() *heartbeat.Monitor {
+	mon := s.tr.mon
+	if mon != nil {
+		mon.Suspend()
+	}
+	return mon
+}
+
+// unpause resumes what pause suspended.
+func (s *Session) unpause(mon *heartbeat.Monitor) {
+	if mon != nil {
+		mon.Resume()
+	}
+}
+
+// sendSize is what a message counts toward the send window: its body and
+// its headers.
+func sendSize(m *Message) int {
+	n := len(m.Body)
+	for k, v := range m.Header.All() {
+		n += len(k) + len(v) + 2
+	}
+	return n
+}
+
+// callSend calls Handler.Send for m with Defer enabled while it runs.
+func (s *Session) callSend(m *Message) error {
+	ctl := &sendCtl{s: s, size: sendSize(m)}
+	m.ctl = ctl
+	err := s.srv.h.Send(s.ctx, s, m)
+	m.ctl = nil
+	return err
+}
+
+// isClosing reports whether the session is ending.
+func (s *Session) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
