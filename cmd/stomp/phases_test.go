@@ -114,7 +114,8 @@ func TestInterruptAtEveryPhase(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := &phaseHandler{block: tt.block, entered: make(chan struct{}), release: make(chan struct{})}
-			srv := server.New(h)
+			srv, err := server.New(h)
+			require.NoError(t, err)
 			l, err := net.Listen("tcp", "127.0.0.1:0")
 			require.NoError(t, err)
 			served := make(chan error, 1)
@@ -182,7 +183,8 @@ func TestInterruptAtEveryPhase(t *testing.T) {
 // exit 0 with a DISCONNECT.
 func TestInterruptWhileReadingStdin(t *testing.T) {
 	h := &phaseHandler{entered: make(chan struct{}), release: make(chan struct{})}
-	srv := server.New(h)
+	srv, err := server.New(h)
+	require.NoError(t, err)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	served := make(chan error, 1)
@@ -228,7 +230,8 @@ func (d *dropper) Send(_ context.Context, s *server.Session, _ *server.Message) 
 // is sent maxTries times, then send fails instead of looping forever.
 func TestSendGivesUp(t *testing.T) {
 	d := &dropper{}
-	srv := server.New(d)
+	srv, err := server.New(d)
+	require.NoError(t, err)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	served := make(chan error, 1)
