@@ -7,8 +7,16 @@
 //	stomp demo    run the embedded broker, a producer and a worker pool in-process
 //
 // URLs are tcp://, tls:// (or ssl://), ws:// and wss://; credentials may
-// ride in the URL (tcp://guest:guest@127.0.0.1:61613). Ctrl-C disconnects
-// gracefully. Run "stomp COMMAND --help" for each command's flags.
+// ride in the URL (tcp://guest:guest@127.0.0.1:61613). -u also takes a
+// failover list (tcp://a:61613,tcp://b:61613 or failover:(...)).
+//
+// send and recv reconnect by default when the connection is lost (with
+// backoff, trying every address of -u in turn; --no-reconnect turns it
+// off) and say so on stderr, one line per state change (-q silences
+// them): recv subscribes again and goes on printing, send goes on
+// sending. The first connection is not retried: a wrong address fails at
+// once. Ctrl-C at any moment disconnects gracefully and exits 0.
+// Run "stomp COMMAND --help" for each command's flags.
 package main
 
 import (
