@@ -154,6 +154,18 @@ func TestTopicBurstToHalfSpeedSubscriber(t *testing.T) {
 	start = time.Now()
 	got := make(chan error, 1)
 	go func() {
+		// The subscriber falls behind at once: it reads nothing until the
+		// broker holds the producer back (whatever the machine's load makes
+		// of the two speeds), then reads at half the producer's speed.
+		for b.Stats().DeferredSends == 0 {
+			select {
+			case <-ctx.Done():
+				got <- errors.New("the producer was never held back")
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+		start := time.Now()
 		for i := range n {
 			select {
 			case f, ok := <-sub.frames:
