@@ -23,7 +23,7 @@ type completion struct {
 // for it, so that Message.Defer can join the frame's completion.
 type sendCtl struct {
 	s    *Session
-	size int  // bytes counted toward the send window
+	size int // bytes counted toward the send window
 	// used is set by Defer, and by the engine once Handler.Send has
 	// returned (a later Defer does nothing). It is in the sendCtl, not a
 	// field of Message the engine would write after handing the Message
@@ -224,20 +224,10 @@ func (s *Session) waitDrained() {
 
 // pause suspends the heart-beat monitor, if there is one, while the reader
 // does not read on purpose, and returns it for unpause. Reader goroutine only.
-func (s *Session) pause() *heartbeat.Monitor {
-	mon := s.tr.mon
-	if mon != nil {
-		mon.Suspend()
-	}
-	return mon
-}
+func (s *Session) pause() *heartbeat.Monitor { return s.live.Suspend() }
 
 // unpause resumes what pause suspended.
-func (s *Session) unpause(mon *heartbeat.Monitor) {
-	if mon != nil {
-		mon.Resume()
-	}
-}
+func (s *Session) unpause(mon *heartbeat.Monitor) { s.live.Resume(mon) }
 
 // sendSize is what a message counts toward the send window: its body and
 // its headers.

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/stompout/stomp/frame"
-	"github.com/stompout/stomp/heartbeat"
+	"github.com/stompout/stomp/internal/wire"
 )
 
 // Session is one client connection. The engine creates it; a Handler gets
@@ -38,7 +38,7 @@ type Session struct {
 
 	// Owned by the reader goroutine.
 	r        *frame.Reader
-	tr       *touchReader
+	live     *wire.Liveness // the transport's read side, touching the heart-beat monitor
 	txs      map[string]*transaction
 	txFrames int  // frames buffered in txs
 	txBytes  int  // bytes buffered in txs (txOp.size)
@@ -174,28 +174,12 @@ func newSession(srv *Server, parent context.Context, rw io.ReadWriteCloser) *Ses
 		closed: make(chan struct{}),
 		done:   make(chan struct{}),
 	}
-	s.tr = &touchReader{r: rw}
-	s.r = frame.NewReader(s.tr)
+	s.live = wire.NewLiveness(rw)
+	s.r = frame.NewReader(s.live)
 	s.r.SetLimits(srv.cfg.limits)
 	// An idle session holds no read buffer (issue 9: idle memory).
 	s.r.SetRelease(true)
 	return s
-}
-
-// touchReader tells the heart-beat monitor about every read: any data
-// counts as a sign of life. Used by the reader goroutine only.
-type touchReader struct {
-	r   io.Reader
-	mon *heartbeat.Monitor // nil until CONNECT negotiated heart-beats
-}
-
-// Read reads from the transport and touches the monitor if data came.
-func (t *touchReader) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if n > 0 && t.mon != nil {
-		t.mon.Touch()
-	}
-	return n, err
 }
 
 // run serves the session on the calling goroutine (the reader) until it
@@ -241,8 +225,8 @@ func (s *Session) run() error {
 	}
 	s.mu.Unlock()
 	s.closeTransport()
-	if s.tr.mon != nil {
-		s.tr.mon.Stop()
+	if mon := s.live.Monitor(); mon != nil {
+		mon.Stop()
 	}
 	return cause
 }

@@ -191,7 +191,7 @@ func (s *Session) onConnect(f *frame.Frame) error {
 				s.shutdown(mon.Err(), nil)
 				s.abortTransport()
 			})
-			s.tr.mon = mon
+			s.live.SetMonitor(mon)
 		}
 		cf.Header.Add(frame.HdrVersion, string(v))
 		cf.Header.Add(frame.HdrHeartBeat, own.String())

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/stompout/stomp/frame"
-	"github.com/stompout/stomp/heartbeat"
+	"github.com/stompout/stomp/internal/wire"
 )
 
 // Delivery is a message pushed to one of a session's subscriptions with
@@ -173,13 +173,6 @@ func (s *Session) signal() {
 	}
 }
 
-// messageWriter is implemented by transports that carry frames in messages
-// (WebSocket): after each frame is flushed, EndMessage sends what was
-// written since the last call as one message.
-type messageWriter interface {
-	EndMessage() error
-}
-
 // writeLoop is the writer goroutine: it writes the outbound queue in
 // batches (one flush per batch, or one message per frame on WebSocket),
 // paces heart-beats and watches the connect timeout. (The heart-beat
@@ -187,12 +180,10 @@ type messageWriter interface {
 // be stuck writing to a client that reads nothing.)
 func (s *Session) writeLoop() {
 	defer close(s.done)
-	w := frame.NewWriter(s.rw)
+	w := wire.NewWriter(s.rw, nil)
+	defer w.Stop()
 	w.SetContentLength(frame.ContentLengthAlways)
 	w.SetRelease(true) // an idle session holds no write buffer
-	mw, _ := s.rw.(messageWriter)
-	pacer := heartbeat.NewPacer(0, 0)
-	defer func() { pacer.Stop() }()
 	var connC <-chan time.Time
 	var connT *time.Timer // dropped once connected: an idle session keeps no timer
 	if d := s.srv.cfg.connectTimeout; d > 0 {
@@ -205,15 +196,6 @@ func (s *Session) writeLoop() {
 		connC = connT.C
 	}
 	var broken error // the transport failed: write nothing more
-	flush := func() error {
-		if err := w.Flush(); err != nil {
-			return err
-		}
-		if mw != nil {
-			return mw.EndMessage()
-		}
-		return nil
-	}
 	fail := func(err error) {
 		broken = fmt.Errorf("%w: %w", ErrConnectionLost, err)
 		s.shutdown(broken, nil)
@@ -223,13 +205,11 @@ func (s *Session) writeLoop() {
 	for {
 		select {
 		case <-s.wake:
-		case <-pacer.C():
-			if pacer.Due() && broken == nil {
-				w.WriteHeartBeat()
-				if err := flush(); err != nil {
+		case <-w.HeartBeatC():
+			if broken == nil {
+				if err := w.HeartBeat(); err != nil {
 					fail(err)
 				}
-				pacer.Wrote()
 			}
 			continue
 		case <-connC:
@@ -255,22 +235,21 @@ func (s *Session) writeLoop() {
 			it := &batch[i]
 			if it.f != nil && broken == nil {
 				if err := w.WriteFrame(it.f); err != nil {
-					// Nothing was buffered: skip the frame.
-					if errs == nil {
-						errs = make(map[int]error)
-					}
-					errs[i] = err
-					s.srv.cfg.logger.Warn("stomp frame not encodable", "session", s.id, "frame", it.f.String(), "err", err)
-				} else if mw != nil {
-					if err := flush(); err != nil {
+					if wire.IsEncodeError(err) {
+						// Nothing was buffered: skip the frame.
+						if errs == nil {
+							errs = make(map[int]error)
+						}
+						errs[i] = err
+						s.srv.cfg.logger.Warn("stomp frame not encodable", "session", s.id, "frame", it.f.String(), "err", err)
+					} else {
 						fail(err)
 					}
 				}
 			}
 			if hb := it.hb; hb != nil {
 				w.SetVersion(hb.version)
-				pacer.Stop()
-				pacer = heartbeat.NewPacer(hb.send, 0)
+				w.SetHeartBeat(hb.send)
 				connC = nil
 				if connT != nil {
 					connT.Stop()
@@ -282,10 +261,10 @@ func (s *Session) writeLoop() {
 			}
 		}
 		if broken == nil {
-			if err := flush(); err != nil {
+			if err := w.Flush(); err != nil {
 				fail(err)
 			} else {
-				pacer.Wrote()
+				w.Wrote()
 			}
 		}
 		for i := range batch {

@@ -4,10 +4,9 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/coder/websocket"
-	"github.com/stompout/stomp/internal/wsstream"
+	"github.com/stompout/stomp/internal/wire"
 )
 
 // WebSocketSubprotocols are the subprotocols the WebSocket handler
@@ -41,67 +40,9 @@ func (srv *Server) WebSocketHandler() http.Handler {
 			return
 		}
 		c.SetReadLimit(-1) // the frame Reader enforces the limits
-		ctx, cancel := context.WithCancel(context.Background())
-		wc := &wsConn{Reader: wsstream.NewReader(ctx, c), c: c, ctx: ctx, cancel: cancel, remote: remoteAddr(r.RemoteAddr)}
-		srv.ServeConn(context.Background(), wc)
+		srv.ServeConn(context.Background(), wire.NewWS(c, remoteAddr(r.RemoteAddr)))
 	})
 }
-
-// wsConn adapts a WebSocket to the session: reads see the messages as one
-// byte stream; writes are collected and sent as one message by EndMessage.
-// Read is called by the reader goroutine only, Write and EndMessage by the
-// writer goroutine only.
-type wsConn struct {
-	*wsstream.Reader // the client's messages as one stream; reader goroutine
-	c                *websocket.Conn
-	ctx              context.Context // cancelled by Close, ending blocked reads and writes
-	cancel           context.CancelFunc
-	remote           net.Addr
-
-	buf []byte // the message being written; writer goroutine
-}
-
-// Write adds p to the message EndMessage will send.
-func (w *wsConn) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	return len(p), nil
-}
-
-// EndMessage sends what was written since the last call as one message.
-func (w *wsConn) EndMessage() error {
-	if len(w.buf) == 0 {
-		return nil
-	}
-	typ := websocket.MessageText
-	if w.Binary() || !utf8.Valid(w.buf) {
-		typ = websocket.MessageBinary
-	}
-	err := w.c.Write(w.ctx, typ, w.buf)
-	if cap(w.buf) > 64<<10 {
-		w.buf = nil
-	} else {
-		w.buf = w.buf[:0]
-	}
-	return err
-}
-
-// Close performs the WebSocket close handshake (normal closure), bounded
-// by coder/websocket's own timeouts.
-func (w *wsConn) Close() error {
-	err := w.c.Close(websocket.StatusNormalClosure, "")
-	w.cancel()
-	return err
-}
-
-// CloseNow closes the WebSocket without a close handshake.
-func (w *wsConn) CloseNow() error {
-	err := w.c.CloseNow()
-	w.cancel()
-	return err
-}
-
-// RemoteAddr returns the client's address as the HTTP request had it.
-func (w *wsConn) RemoteAddr() net.Addr { return w.remote }
 
 func remoteAddr(s string) net.Addr {
 	if ap, err := net.ResolveTCPAddr("tcp", s); err == nil {

@@ -60,6 +60,10 @@ func NewWriter(dst io.Writer, timeout func() time.Duration) *Writer {
 // SetVersion sets the version that governs header escaping.
 func (w *Writer) SetVersion(v frame.Version) { w.fw.SetVersion(v) }
 
+// SetRelease makes the Writer give its buffer back while it is empty (see
+// frame.Writer.SetRelease): an idle session then holds none.
+func (w *Writer) SetRelease(on bool) { w.fw.SetRelease(on) }
+
 // SetContentLength sets the content-length mode of the frames that follow.
 func (w *Writer) SetContentLength(m frame.ContentLengthMode) { w.fw.SetContentLength(m) }
 
