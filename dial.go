@@ -164,7 +164,11 @@ func dialWebSocket(ctx context.Context, url string, cfg *config) (io.ReadWriteCl
 	if host, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(url, "ws://"), "wss://"), "/"); ok || host != "" {
 		remote, _ = net.ResolveTCPAddr("tcp", host)
 	}
-	return wire.NewWS(c, remote), nil
+	ws := wire.NewWS(c, remote)
+	// RabbitMQ's Web-STOMP sends binary bodies in text messages: the
+	// client takes what it is sent (the server half is strict).
+	ws.AcceptInvalidUTF8()
+	return ws, nil
 }
 
 // wsReadLimit bounds one WebSocket message by the frame limit, plus room

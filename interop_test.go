@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stompout/stomp/reconnect"
 )
 
 // Interop tests against real brokers. They run when STOMP_INTEROP=1 (CI
@@ -460,9 +462,9 @@ func testInterop(t *testing.T, b broker, v Version) {
 		}
 	})
 
-	t.Run("server-error", func(t *testing.T) {
-		c := dialBroker(t, b, v)
-		ctx := ctxT(t)
+	// An ERROR frame ends the transport: without reconnect the Conn ends
+	// with the *ServerError; by default it reconnects and goes on.
+	bad := func(c *Conn, ctx context.Context) *Receipt {
 		var r *Receipt
 		var err error
 		if b.rabbit {
@@ -473,15 +475,43 @@ func testInterop(t *testing.T, b broker, v Version) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		return r
+	}
+	t.Run("server-error", func(t *testing.T) {
+		c := dialBroker(t, b, v, WithReconnect(reconnect.Never()))
+		ctx := ctxT(t)
 		var se *ServerError
-		if err := r.Wait(ctx); !errors.As(err, &se) {
-			t.Fatalf("receipt: %v, want a *ServerError", err)
+		if err := bad(c, ctx).Wait(ctx); !errors.As(err, &se) || !errors.Is(err, ErrConnectionLost) {
+			t.Fatalf("receipt: %v, want a *ServerError (and ErrConnectionLost)", err)
 		}
 		<-c.Done()
 		if !errors.As(c.Err(), &se) || se.Message == "" {
 			t.Fatalf("Err = %v, want a *ServerError with a message", c.Err())
 		}
 		t.Logf("%s says: %v", b.name, se)
+	})
+	t.Run("server-error-reconnects", func(t *testing.T) {
+		lost := make(chan error, 4)
+		c := dialBroker(t, b, v, WithStateListener(func(e StateChange) {
+			if e.State == StateLost {
+				lost <- e.Err
+			}
+		}))
+		ctx := ctxT(t)
+		var se *ServerError
+		if err := bad(c, ctx).Wait(ctx); !errors.As(err, &se) {
+			t.Fatalf("receipt: %v, want a *ServerError", err)
+		}
+		if err := <-lost; !errors.As(err, &se) {
+			t.Fatalf("lost with %v", err)
+		}
+		var r *Receipt
+		if err := c.Send(ctx, uniqueQueue(t), []byte("after"), WithReceipt(&r)); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Wait(ctx); err != nil || c.Err() != nil {
+			t.Fatalf("after the ERROR: receipt %v, Err %v", err, c.Err())
+		}
 	})
 }
 

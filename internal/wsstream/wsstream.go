@@ -28,7 +28,14 @@ type Reader struct {
 	text   bool            // the message being read is text: check its UTF-8
 	check  utf8Check       // owned by Read
 	binary atomic.Bool     // the last message started was binary
+	lax    bool            // text messages are not checked (AcceptInvalidUTF8)
 }
+
+// AcceptInvalidUTF8 makes Read take text messages that are not valid
+// UTF-8 as they are, against RFC 6455, for a client of a server that sends
+// binary bodies in text messages: RabbitMQ's Web-STOMP does by default
+// (web_stomp.ws_frame = text). Call it before the first Read.
+func (s *Reader) AcceptInvalidUTF8() { s.lax = true }
 
 // NewReader returns a Reader of c's messages; ctx, when it ends, ends a
 // blocked Read.
@@ -52,7 +59,7 @@ func (s *Reader) Read(p []byte) (int, error) {
 				return 0, err
 			}
 			s.binary.Store(typ == websocket.MessageBinary)
-			s.text = typ == websocket.MessageText
+			s.text = typ == websocket.MessageText && !s.lax
 			s.check = utf8Check{}
 			s.r = r
 		}
