@@ -144,9 +144,18 @@ func (s *session) writeBatch(ctrl []*frame.Frame, batch []*request) (wrote bool,
 			fatal = errSessionGone
 			continue
 		}
+		if req.f.Command == frame.CmdSubscribe {
+			// Before the write: if the transport fails in it, the
+			// SUBSCRIBE may have reached the server, and the next session
+			// subscribes again.
+			req.sub.on = s
+		}
 		w.SetContentLength(req.mode)
 		if err := w.WriteFrame(&req.f); err != nil {
 			if wire.IsEncodeError(err) {
+				if req.f.Command == frame.CmdSubscribe {
+					req.sub.on = nil
+				}
 				req.done <- fmt.Errorf("stomp: %s: %w", req.f.Command, err)
 				batch[n-1] = nil
 				continue
@@ -163,8 +172,6 @@ func (s *session) writeBatch(ctrl []*frame.Frame, batch []*request) (wrote bool,
 				if req.tx != nil {
 					req.tx.ended = true
 				}
-			case frame.CmdSubscribe:
-				req.sub.on = s
 			case frame.CmdUnsubscribe:
 				if req.sub != nil {
 					req.sub.on = nil
