@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,15 +56,34 @@ type e2eSub interface {
 }
 
 // prefetch is the prefetch both clients ask for in client-individual mode
-// (the stompout broker's default; RabbitMQ's default is unlimited).
-const prefetch = 100
+// (RabbitMQ's default is unlimited, the stompout broker's 100). It is small
+// because go-stomp's client deadlocks with more: its one loop blocks handing
+// a MESSAGE to a full subscription channel (16) while the consumer blocks
+// queueing an ACK to its full write channel (20), until its 10 s send
+// timeout fails the ACK. With at most 16 unacknowledged, at most 16 ACKs
+// can wait.
+const prefetch = 16
 
 // stompout
 
 type stompoutClient struct{ c *stomp.Conn }
 
+// e2eBufferEnv, when set to a number, is the stompout client's
+// WithSubscriptionBuffer; unset, the client's default. (With the default of
+// 256 a consumer that the scheduler holds back while a burst arrives ends
+// with ErrSlowConsumer; BENCHMARKS.md shows both.)
+const e2eBufferEnv = "STOMP_E2E_BUFFER"
+
 func dialStompout(ctx context.Context, srv *e2eServer) (e2eClient, error) {
-	c, err := stomp.Dial(ctx, "tcp://"+srv.addr, stomp.WithLogin(srv.login, srv.passcode), stomp.WithHost("/"))
+	opts := []stomp.Option{stomp.WithLogin(srv.login, srv.passcode), stomp.WithHost("/")}
+	if v := os.Getenv(e2eBufferEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("compat: bad %s=%q: want a positive number", e2eBufferEnv, v)
+		}
+		opts = append(opts, stomp.WithSubscriptionBuffer(n))
+	}
+	c, err := stomp.Dial(ctx, "tcp://"+srv.addr, opts...)
 	if err != nil {
 		return nil, err
 	}
