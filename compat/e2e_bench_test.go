@@ -27,8 +27,8 @@ import (
 // as fit. Reported per message: ns/op (wall time), B/op and allocs/op (the
 // benchmark process, that is both clients and this harness), msg/s,
 // cpu-ns/msg (the benchmark process's user+system CPU from getrusage: both
-// clients), server-cpu-ns/msg (the server process's, in-process servers
-// only) and, for the fixed-rate work, p50-us and p99-us of the latency from
+// clients), server-cpu-ns/msg and server-allocs/msg (the server process's
+// CPU and heap allocations, in-process servers only) and, for the fixed-rate work, p50-us and p99-us of the latency from
 // the time a message was due to be sent to the time the consumer has it.
 
 // e2eRate is the offered load of the latency work, in messages per second:
@@ -68,11 +68,12 @@ var e2eWorks = []e2eWork{
 
 // e2eResult is what one run measured.
 type e2eResult struct {
-	n         int
-	elapsed   time.Duration   // from the first send to the last message received
-	clientCPU time.Duration   // this process's CPU over elapsed; -1 if unknown
-	serverCPU time.Duration   // the server process's; -1 if unknown
-	latencies []time.Duration // sorted; fixed-rate work only
+	n            int
+	elapsed      time.Duration   // from the first send to the last message received
+	clientCPU    time.Duration   // this process's CPU over elapsed; -1 if unknown
+	serverCPU    time.Duration   // the server process's; -1 if unknown
+	serverAllocs int64           // the server process's heap allocations; -1 if unknown
+	latencies    []time.Duration // sorted; fixed-rate work only
 }
 
 func (r e2eResult) msgsPerSec() float64 { return float64(r.n) / r.elapsed.Seconds() }
@@ -173,10 +174,10 @@ func runE2E(ctx context.Context, srv *e2eServer, lib e2eLib, w e2eWork, n int, t
 	done := make(chan error, 1)
 	runtime.GC()
 	cpu0, cpuErr := processCPU()
-	var srv0 time.Duration
-	srvErr := errors.New("no server CPU")
-	if srv.cpu != nil {
-		srv0, srvErr = srv.cpu()
+	var srv0 serverUsage
+	srvErr := errors.New("no server usage")
+	if srv.usage != nil {
+		srv0, srvErr = srv.usage()
 	}
 	if timer != nil {
 		timer(true)
@@ -235,13 +236,16 @@ func runE2E(ctx context.Context, srv *e2eServer, lib e2eLib, w e2eWork, n int, t
 		return res, cerr
 	}
 	res.n = n
-	res.clientCPU, res.serverCPU = -1, -1
+	res.clientCPU, res.serverCPU, res.serverAllocs = -1, -1, -1
 	if cpu1, err := processCPU(); err == nil && cpuErr == nil {
 		res.clientCPU = cpu1 - cpu0
 	}
 	if srvErr == nil {
-		if srv1, err := srv.cpu(); err == nil {
-			res.serverCPU = srv1 - srv0
+		if srv1, err := srv.usage(); err == nil {
+			if srv0.cpu >= 0 && srv1.cpu >= 0 {
+				res.serverCPU = srv1.cpu - srv0.cpu
+			}
+			res.serverAllocs = int64(srv1.mallocs - srv0.mallocs)
 		}
 	}
 	slices.Sort(lat)
@@ -354,6 +358,9 @@ func benchE2E(b *testing.B, srv *e2eServer, lib e2eLib, w e2eWork) {
 	if res.serverCPU >= 0 {
 		b.ReportMetric(float64(res.serverCPU.Nanoseconds())/float64(res.n), "server-cpu-ns/msg")
 	}
+	if res.serverAllocs >= 0 {
+		b.ReportMetric(float64(res.serverAllocs)/float64(res.n), "server-allocs/msg")
+	}
 	if w.rate > 0 {
 		b.ReportMetric(float64(res.percentile(50).Nanoseconds())/1e3, "p50-us")
 		b.ReportMetric(float64(res.percentile(99).Nanoseconds())/1e3, "p99-us")
@@ -387,8 +394,8 @@ func TestE2E(t *testing.T) {
 						if res.n != n || res.elapsed <= 0 {
 							t.Errorf("n %d (want %d), elapsed %v", res.n, n, res.elapsed)
 						}
-						if srv.cpu != nil && res.serverCPU < 0 {
-							t.Error("no server CPU from the server process")
+						if srv.usage != nil && (res.serverCPU < 0 || res.serverAllocs <= 0) {
+							t.Errorf("server process: cpu %v, %d allocations; want both measured", res.serverCPU, res.serverAllocs)
 						}
 						if w.rate == 0 {
 							if len(res.latencies) != 0 {

@@ -7,7 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -40,16 +40,23 @@ type e2eServer struct {
 	// ACK's id header as missing.
 	noIndividualAck bool
 
-	// cpu, when set, returns the server process's user+system CPU time so
-	// far; the external brokers leave it nil.
-	cpu func() (time.Duration, error)
+	// usage, when set, returns the server process's user+system CPU time
+	// and heap allocations (runtime.MemStats.Mallocs) so far; the external
+	// brokers leave it nil.
+	usage func() (serverUsage, error)
+}
+
+// serverUsage is what a server process has used so far.
+type serverUsage struct {
+	cpu     time.Duration // user+system; negative if unknown
+	mallocs uint64        // heap allocations
 }
 
 // TestE2EServer is not a test: it is the child process of startE2EServer
 // and does nothing unless e2eServerEnv is set. It serves on an ephemeral
-// loopback port, prints "addr HOST:PORT", answers each "cpu" line on stdin
-// with "cpu NANOSECONDS" (its own getrusage user+sys), and stops when stdin
-// closes.
+// loopback port, prints "addr HOST:PORT", answers each "usage" line on stdin
+// with "usage NANOSECONDS MALLOCS" (its own getrusage user+sys, and
+// runtime.MemStats.Mallocs), and stops when stdin closes.
 func TestE2EServer(t *testing.T) {
 	kind := os.Getenv(e2eServerEnv)
 	if kind == "" {
@@ -81,13 +88,14 @@ func TestE2EServer(t *testing.T) {
 	fmt.Printf("addr %s\n", addr)
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
-		if sc.Text() == "cpu" {
+		if sc.Text() == "usage" {
 			d, err := processCPU()
 			if err != nil {
-				fmt.Printf("cpu error %v\n", err)
-				continue
+				d = -1
 			}
-			fmt.Printf("cpu %d\n", d.Nanoseconds())
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			fmt.Printf("usage %d %d\n", d.Nanoseconds(), ms.Mallocs)
 		}
 	}
 	stop()
@@ -134,21 +142,23 @@ func startE2EServer(tb testing.TB, kind string) *e2eServer {
 	return &e2eServer{
 		name: kind, addr: addr, login: "guest", passcode: "guest",
 		noIndividualAck: kind == "gostomp",
-		cpu: func() (time.Duration, error) {
+		usage: func() (serverUsage, error) {
 			mu.Lock()
 			defer mu.Unlock()
-			if _, err := io.WriteString(stdin, "cpu\n"); err != nil {
-				return 0, err
+			if _, err := io.WriteString(stdin, "usage\n"); err != nil {
+				return serverUsage{}, err
 			}
-			s, err := readPrefixed(out, "cpu ")
+			s, err := readPrefixed(out, "usage ")
 			if err != nil {
-				return 0, err
+				return serverUsage{}, err
 			}
-			ns, err := strconv.ParseInt(s, 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("compat: server said cpu %q", s)
+			var u serverUsage
+			var ns int64
+			if _, err := fmt.Sscanf(s, "%d %d", &ns, &u.mallocs); err != nil {
+				return serverUsage{}, fmt.Errorf("compat: server said usage %q", s)
 			}
-			return time.Duration(ns), nil
+			u.cpu = time.Duration(ns)
+			return u, nil
 		},
 	}
 }
