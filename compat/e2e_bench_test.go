@@ -28,8 +28,9 @@ import (
 // benchmark process, that is both clients and this harness), msg/s,
 // cpu-ns/msg (the benchmark process's user+system CPU from getrusage: both
 // clients), server-cpu-ns/msg and server-allocs/msg (the server process's
-// CPU and heap allocations, in-process servers only) and, for the fixed-rate work, p50-us and p99-us of the latency from
-// the time a message was due to be sent to the time the consumer has it.
+// CPU and heap allocations; the two Go servers only) and, for the
+// fixed-rate work, p50-us and p99-us of the latency from the time a message
+// was due to be sent to the time the consumer has it.
 
 // e2eRate is the offered load of the latency work, in messages per second:
 // below what every client and server here sustains (RabbitMQ about 11,000).
@@ -189,6 +190,7 @@ func runE2E(ctx context.Context, srv *e2eServer, lib e2eLib, w e2eWork, n int, t
 		for got < n {
 			body, err := sub.next(ctx)
 			if err != nil {
+				cancel() // the producer stops too
 				done <- fmt.Errorf("consumer, after %d of %d messages: %w", got, n, err)
 				return
 			}
@@ -229,10 +231,13 @@ func runE2E(ctx context.Context, srv *e2eServer, lib e2eLib, w e2eWork, n int, t
 	if timer != nil {
 		timer(false)
 	}
-	if perr != nil {
-		return res, fmt.Errorf("producer: %w (consumer: %v)", perr, cerr)
-	}
-	if cerr != nil {
+	// Either side's failure cancels ctx for the other: report the cause.
+	switch {
+	case perr != nil && (cerr == nil || errors.Is(cerr, context.Canceled)):
+		return res, fmt.Errorf("producer: %w", perr)
+	case cerr != nil && perr != nil && !errors.Is(perr, context.Canceled):
+		return res, fmt.Errorf("%w (producer: %v)", cerr, perr)
+	case cerr != nil:
 		return res, cerr
 	}
 	res.n = n
@@ -269,6 +274,9 @@ func produce(ctx context.Context, c e2eClient, dest string, w e2eWork, n int, ba
 		interval = time.Second / time.Duration(w.rate)
 	}
 	for i := range n {
+		if err := ctx.Err(); err != nil {
+			return err // go-stomp's Send takes no context
+		}
 		due := time.Since(base)
 		if interval > 0 {
 			// Stamp the time the message was due, not when it went: a
