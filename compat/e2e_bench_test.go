@@ -460,3 +460,76 @@ func TestGoStompServerIndividualAck(t *testing.T) {
 		t.Fatalf("client-individual through go-stomp's server: %v, want the ACK refused or a stall", err)
 	}
 }
+
+// faultySub wraps a subscription and damages what it delivers, once the
+// measured messages flow (after the warm-up probe).
+type faultySub struct {
+	e2eSub
+	fault string // "duplicate", "reorder" or "truncate"
+	seen  int
+	held  []byte
+}
+
+func (f *faultySub) next(ctx context.Context) ([]byte, error) {
+	if f.held != nil {
+		b := f.held
+		f.held = nil
+		return b, nil
+	}
+	b, err := f.e2eSub.next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if f.seen++; f.seen != 5 { // the 5th delivery: the warm-up probe was the 1st
+		return b, nil
+	}
+	switch f.fault {
+	case "duplicate":
+		f.held = b
+	case "reorder":
+		f.held = b
+		return f.e2eSub.next(ctx)
+	case "truncate":
+		return b[:len(b)-1], nil
+	}
+	return b, nil
+}
+
+type faultyClient struct {
+	e2eClient
+	fault string
+}
+
+func (f faultyClient) subscribe(ctx context.Context, dest, ack string) (e2eSub, error) {
+	s, err := f.e2eClient.subscribe(ctx, dest, ack)
+	if err != nil {
+		return nil, err
+	}
+	return &faultySub{e2eSub: s, fault: f.fault}, nil
+}
+
+// TestE2EDetectsBadDelivery checks that the harness fails a run whose
+// messages arrive twice, out of order or cut short.
+func TestE2EDetectsBadDelivery(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	srv := startE2EServer(t, "stompout")
+	for fault, want := range map[string]string{
+		"duplicate": "twice",
+		"reorder":   "arrived when",
+		"truncate":  "bytes, want 32",
+	} {
+		t.Run(fault, func(t *testing.T) {
+			lib := e2eLib{name: "stompout-" + fault, dial: func(ctx context.Context, srv *e2eServer) (e2eClient, error) {
+				c, err := dialStompout(ctx, srv)
+				if err != nil {
+					return nil, err
+				}
+				return faultyClient{c, fault}, nil
+			}}
+			_, err := runE2E(t.Context(), srv, lib, e2eWorks[0], 20, nil)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("%s: runE2E = %v, want an error saying %q", fault, err, want)
+			}
+		})
+	}
+}
