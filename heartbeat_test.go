@@ -169,8 +169,10 @@ func TestHeartBeatTimeoutWhileWriterStuck(t *testing.T) {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
-		if err := c.Send(ctx, "/q", []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("Send: %v", err)
+		// SUBSCRIBE returns once flushed (a SEND as soon as it is buffered):
+		// its wait ends with its ctx, the writer stays stuck.
+		if _, err := c.Subscribe(ctx, "/q"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Subscribe: %v", err)
 		}
 		<-c.Done()
 		if !errors.Is(c.Err(), ErrHeartBeatTimeout) {

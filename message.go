@@ -35,7 +35,8 @@ type Message struct {
 // message's subscription was ended by Unsubscribe or an overflow (the
 // broker redelivers the message), and ErrStaleMessage, sending nothing,
 // for a message delivered on a transport that has since been lost (the
-// broker has taken it back and redelivers it). It blocks until the ACK is flushed, or ctx ends (see
+// broker has taken it back and redelivers it). It blocks until the ACK is
+// in the write buffer, as Send does, or ctx ends (see
 // Conn.Send for what is sent then); WithReceipt asks the server to
 // confirm.
 func (m Message) Ack(ctx context.Context, opts ...CallOption) error {
@@ -95,19 +96,25 @@ func (c *Conn) ackFrame(ctx context.Context, cmd string, tx *Tx, m Message, opts
 	return c.do(ctx, req, cc)
 }
 
-// Send sends a SEND frame with body to dest and returns once it is
-// flushed to the transport (no receipt is awaited: use WithReceipt for
-// one). Options: WithContentType, WithContentLength (on by default),
-// WithHeader, WithReceipt. body is not retained after Send returns.
+// Send sends a SEND frame with body to dest and returns once the frame is
+// in the connection's write buffer: the writer flushes it at once, together
+// with whatever other frames are queued by then, so that a producer sending
+// one frame after another does not pay one write to the transport per
+// frame. Returning proves nothing about the broker: if the transport fails
+// before the flush, the frame is lost with it; a receipt (WithReceipt) is
+// the only proof of delivery, and it resolves with ErrConnectionLost if the
+// transport is lost first. Options: WithContentType, WithContentLength (on
+// by default), WithHeader, WithReceipt. body is not retained after Send
+// returns.
 //
-// Send blocks while the writer's queue is full and until the frame is
-// flushed. If ctx ends first, Send returns ctx.Err(): nothing is sent if
-// the writer had not taken the frame yet, otherwise the frame is in the
-// writer's buffer and still goes out (a receipt asked for then stays
-// pending). Only a body of 32 KiB or more, which the writer writes
-// straight from the caller's slice, keeps Send waiting after ctx ends
-// until it is written (bounded by WithWriteTimeout). Concurrent Sends are
-// batched into one write.
+// Send blocks while the writer's queue is full (WithOutageQueue), during
+// an outage until the next transport (WithOutageWait), and until the writer
+// has taken the frame. If ctx ends first, Send returns ctx.Err(): nothing
+// is sent if the writer had not taken the frame yet, otherwise it still
+// goes out (a receipt asked for then stays pending). Only a body of 32 KiB
+// or more, which the writer writes straight from the caller's slice, keeps
+// Send waiting after ctx ends until it is written (bounded by
+// WithWriteTimeout). Concurrent Sends are batched into one write.
 func (c *Conn) Send(ctx context.Context, dest string, body []byte, opts ...CallOption) error {
 	return c.send(ctx, nil, dest, body, opts)
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 
 	"github.com/stompout/stomp/frame"
@@ -35,22 +36,46 @@ func (s *session) writeLoop() error {
 	c := s.c
 	batch := make([]*request, 0, maxBatch)
 	var ctrl []*frame.Frame
+	dirty := false // frames buffered whose callers were answered: flush before waiting
 	for {
 		batch = batch[:0]
 		ctrl = ctrl[:0]
-		select {
-		case req := <-c.writeq:
-			batch = append(batch, req)
-		case <-s.ctrlSig:
-		case <-s.w.HeartBeatC():
-			if err := s.w.HeartBeat(); err != nil {
-				err = s.writeError(err)
-				s.fail(err)
-				return err
+		if dirty && len(c.writeq) == 0 {
+			// Let a producer that was just answered queue its next frame,
+			// so that a run of sends shares one write.
+			runtime.Gosched()
+			if len(c.writeq) == 0 {
+				if err := s.w.Flush(); err != nil {
+					err = s.writeError(err)
+					s.fail(err)
+					return err
+				}
+				s.w.Wrote()
+				dirty = false
 			}
-			continue
-		case <-s.ctx.Done():
-			return nil
+		}
+		if dirty {
+			select {
+			case req := <-c.writeq:
+				batch = append(batch, req)
+			default:
+				continue
+			}
+		} else {
+			select {
+			case req := <-c.writeq:
+				batch = append(batch, req)
+			case <-s.ctrlSig:
+			case <-s.w.HeartBeatC():
+				if err := s.w.HeartBeat(); err != nil {
+					err = s.writeError(err)
+					s.fail(err)
+					return err
+				}
+				continue
+			case <-s.ctx.Done():
+				return nil
+			}
 		}
 	drain:
 		for len(batch) < maxBatch {
@@ -67,15 +92,33 @@ func (s *session) writeLoop() error {
 		s.ctrl = s.ctrl[:0]
 		s.ctrlMu.Unlock()
 
-		wrote, err := s.writeBatch(ctrl, batch)
+		wrote, flushed, err := s.writeBatch(ctrl, batch, dirty)
 		if err != nil {
 			s.fail(err)
 			return err
 		}
-		if wrote { // a batch of requests all given up on writes nothing
-			s.w.Wrote()
+		if flushed {
+			dirty = false
+			if wrote { // a batch of requests all given up on writes nothing
+				s.w.Wrote()
+			}
+		} else if wrote {
+			dirty = true
 		}
 	}
+}
+
+// flushAt is how much the writer leaves buffered, frames whose callers it
+// has answered, while more are queued.
+const flushAt = 64 << 10
+
+// answeredEarly reports the frames whose callers are answered once the
+// frame is in the write buffer, before the flush: SEND, ACK and NACK, so
+// that a producer sending one frame after another does not pay one write
+// to the transport per frame. A receipt is what proves delivery; the
+// other frames' calls return once flushed.
+func answeredEarly(cmd string) bool {
+	return cmd == frame.CmdSend || cmd == frame.CmdAck || cmd == frame.CmdNack
 }
 
 // resubscribe writes SUBSCRIBE again, with the same id, destination and
@@ -111,7 +154,7 @@ func (s *session) resubscribe() error {
 // A frame that cannot be encoded fails alone; a transport error is
 // returned, after every caller has been answered with it. wrote reports
 // whether any frame was written.
-func (s *session) writeBatch(ctrl []*frame.Frame, batch []*request) (wrote bool, fatal error) {
+func (s *session) writeBatch(ctrl []*frame.Frame, batch []*request, dirty bool) (wrote, flushed bool, fatal error) {
 	w := s.w
 	for _, f := range ctrl {
 		if s.wroteDisconnect {
@@ -184,11 +227,23 @@ func (s *session) writeBatch(ctrl []*frame.Frame, batch []*request) (wrote bool,
 		if !req.state.CompareAndSwap(reqClaimed, reqBuffered) {
 			req.done <- errReleased
 			batch[n-1] = nil
+		} else if fatal == nil && answeredEarly(req.f.Command) {
+			req.done <- nil
+			batch[n-1] = nil
 		}
+	}
+	waiting := len(ctrl) > 0
+	for _, req := range batch[:n] {
+		waiting = waiting || req != nil
+	}
+	if fatal == nil && !waiting && len(s.c.writeq) > 0 && w.Buffered() < flushAt {
+		clear(batch)
+		return wrote, false, nil // more to come: flush with it
 	}
 	if fatal == nil {
 		fatal = w.Flush()
 	}
+	flushed = fatal == nil
 	var answer error
 	if fatal != nil {
 		fatal = s.writeError(fatal)
@@ -200,7 +255,7 @@ func (s *session) writeBatch(ctrl []*frame.Frame, batch []*request) (wrote bool,
 		}
 	}
 	clear(batch)
-	return wrote, fatal
+	return wrote || dirty, flushed, fatal
 }
 
 // refuse decides, before a request is written, that it must not be: it

@@ -192,10 +192,10 @@ func TestWriteTimeout(t *testing.T) {
 	client, server := net.Pipe()
 	t.Cleanup(func() { server.Close() })
 	c := rawConnect(t, client, server, WithWriteTimeout(30*time.Millisecond))
-	err := c.Send(ctxT(t), "/q", []byte("x"))
+	_, err := c.Subscribe(ctxT(t), "/q") // returns once flushed
 	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Fatalf("Send: %v, want a timeout", err)
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, ErrConnectionLost) {
+		t.Fatalf("Subscribe: %v, want a timeout", err)
 	}
 	<-c.Done()
 	if !errors.As(c.Err(), &ne) {
@@ -224,8 +224,10 @@ func TestCancelWhileWriterBlocked(t *testing.T) {
 		err := cancelWhileWriting(t, server, func(ctx context.Context) error {
 			return c.Send(ctx, "/q", []byte("1"), WithReceipt(&r))
 		})
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("Send: %v, want Canceled", err)
+		// A SEND returns once it is in the write buffer: the stuck write
+		// does not hold it (either answer is right, by when ctx ended).
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("Send: %v, want nil or Canceled", err)
 		}
 		select {
 		case <-r.Done():

@@ -96,6 +96,9 @@ func (w *Writer) Flush() error {
 	return nil
 }
 
+// Buffered returns the bytes written but not yet flushed.
+func (w *Writer) Buffered() int { return w.fw.Buffered() }
+
 // Wrote tells the heart-beat pacer that the transport was written to.
 func (w *Writer) Wrote() { w.pacer.Wrote() }
 
