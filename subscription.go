@@ -60,8 +60,16 @@ type Subscription struct {
 	mu      sync.Mutex // guards the fields below and sends on ch
 	ended   bool
 	err     error
-	backlog []Message // waiting for room in ch, oldest first
-	pumping bool      // a pump goroutine is handing the backlog on
+	backlog []queued     // waiting for room in ch, oldest first
+	pumping bool         // a pump goroutine is handing the backlog on: the reader only appends
+	held    atomic.Int64 // messages the pump has taken from backlog and not yet sent
+}
+
+// queued is a message in a backlog, with what it counts toward the
+// receive budget.
+type queued struct {
+	m    Message
+	size int64
 }
 
 // Subscribe sends SUBSCRIBE for dest and returns the subscription once the
@@ -306,7 +314,7 @@ func (s *Subscription) deliver(m Message) bool {
 		s.mu.Unlock()
 		return false
 	}
-	if len(s.backlog) == 0 {
+	if !s.pumping {
 		select {
 		case s.ch <- m:
 			s.mu.Unlock()
@@ -327,8 +335,9 @@ func (s *Subscription) deliver(m Message) bool {
 		s.overflowed()
 		return false
 	}
-	s.backlog = append(s.backlog, m)
-	s.conn.recv.add(m.size())
+	size := m.size()
+	s.backlog = append(s.backlog, queued{m, size})
+	s.conn.recv.add(size)
 	if !s.pumping {
 		s.pumping = true
 		s.conn.wg.Go(s.pump)
@@ -339,10 +348,13 @@ func (s *Subscription) deliver(m Message) bool {
 
 // pump hands the backlog on to the channel, in order, as the application
 // takes messages, and returns once it is empty; it closes the channel if
-// the subscription has ended meanwhile. When the Conn finishes, what is
-// left is dropped (in the client ack modes the broker redelivers it).
+// the subscription has ended meanwhile. It takes the backlog a batch at a
+// time, so that the reader appending and the pump sending do not meet on
+// the lock for every message. When the Conn finishes, what is left is
+// dropped (in the client ack modes the broker redelivers it).
 func (s *Subscription) pump() {
 	c := s.conn
+	var batch []queued
 	for {
 		s.mu.Lock()
 		if len(s.backlog) == 0 {
@@ -354,32 +366,35 @@ func (s *Subscription) pump() {
 			s.mu.Unlock()
 			return
 		}
-		m := s.backlog[0]
+		batch, s.backlog = s.backlog, batch[:0]
+		s.held.Store(int64(len(batch)))
 		s.mu.Unlock()
-		select {
-		case s.ch <- m: // only the pump sends while the backlog is not empty
-		case <-c.stop.Done():
-			s.mu.Lock()
-			var n int64
-			for _, m := range s.backlog {
-				n += m.size()
+		for i := range batch {
+			select {
+			case s.ch <- batch[i].m: // only the pump sends while pumping
+				s.held.Add(-1)
+				c.recv.release(batch[i].size)
+				batch[i] = queued{}
+			case <-c.stop.Done():
+				s.mu.Lock()
+				var n int64
+				for _, q := range append(batch[i:], s.backlog...) {
+					n += q.size
+				}
+				clear(batch)
+				clear(s.backlog)
+				s.backlog = nil
+				s.held.Store(0)
+				s.pumping = false
+				if !s.ended {
+					s.ended, s.err = true, ErrClosed
+				}
+				close(s.ch)
+				s.mu.Unlock()
+				c.recv.release(n)
+				return
 			}
-			clear(s.backlog)
-			s.backlog = nil
-			s.pumping = false
-			if !s.ended {
-				s.ended, s.err = true, ErrClosed
-			}
-			close(s.ch)
-			s.mu.Unlock()
-			c.recv.release(n)
-			return
 		}
-		s.mu.Lock()
-		s.backlog[0] = Message{}
-		s.backlog = s.backlog[1:]
-		s.mu.Unlock()
-		c.recv.release(m.size())
 	}
 }
 
@@ -408,5 +423,5 @@ func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 func (s *Subscription) Backlog() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.backlog)
+	return len(s.backlog) + int(s.held.Load())
 }
