@@ -152,7 +152,11 @@ func (srv *Server) run(s *Session) error {
 	defer srv.wg.Done()
 	// The caller's context ending ends the session; s.ctx itself is
 	// cancelled by the session at its end, which must not count.
-	stop := context.AfterFunc(s.parent, func() { s.Close(nil) })
+	// A parent that never ends (Serve's) needs no watch.
+	stop := func() bool { return false }
+	if s.parent.Done() != nil {
+		stop = context.AfterFunc(s.parent, func() { s.Close(nil) })
+	}
 	err := s.run()
 	stop()
 	srv.mu.Lock()
