@@ -185,13 +185,6 @@ func (s *Session) notifyLocked() {
 	}
 }
 
-// signal starts the writer if there is something for it to do.
-func (s *Session) signal() {
-	s.mu.Lock()
-	s.wakeLocked()
-	s.mu.Unlock()
-}
-
 // wakeLocked starts the writer goroutine if it is not running and there is
 // something to write: the writer runs only while there is work (it exits
 // once the queue is empty), so an idle session has no goroutine of its own
