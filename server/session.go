@@ -40,12 +40,12 @@ type Session struct {
 	r        *frame.Reader
 	live     *wire.Liveness // the transport's read side, touching the heart-beat monitor
 	txs      map[string]*transaction
-	txFrames int  // frames buffered in txs
-	txBytes  int  // bytes buffered in txs (txOp.size)
-	said     bool // Handler.Disconnect was called (for a DISCONNECT frame)
+	txFrames int // frames buffered in txs
+	txBytes  int // bytes buffered in txs (txOp.size)
 	// The receipt header of the frame being handled, for Message.Defer.
 	curReceipt    string
 	curHasReceipt bool
+	said          bool // Handler.Disconnect was called (for a DISCONNECT frame)
 
 	// msgSeq numbers the message-ids Deliver makes for messages without
 	// an ID.
@@ -59,8 +59,6 @@ type Session struct {
 	// outMsgs and outBytes count the MESSAGE frames in out and their
 	// bytes (the bounded part).
 	outMsgs, outBytes int
-	// closing is set once the final item is queued; nothing is queued after.
-	closing bool
 	// cause is why the session ends (nil: DISCONNECT), set with closing.
 	cause error
 	// ackSeq numbers the deliveries in client ack modes (and makes the
@@ -85,9 +83,11 @@ type Session struct {
 	// wait for (see changedLocked).
 	change chan struct{}
 
-	// The writer: at most one writer goroutine runs at a time, and only
-	// while there is work (see wakeLocked).
-	writing   bool // a writer goroutine is running
+	// closing is set once the final item is queued; nothing is queued
+	// after. writing says a writer goroutine runs: at most one at a time,
+	// and only while there is work (see wakeLocked).
+	closing   bool
+	writing   bool
 	wfinished bool // the final item was written: no writer runs again
 	hbDue     bool // beat asks the writer for a heart-beat
 	// hbTimer paces heart-beats (nil: none negotiated); hbPeriod is its
