@@ -17,10 +17,11 @@ import (
 const idleConns = 5000
 
 // idleBound is the most an idle stompout connection may cost beyond the
-// bare TCP pair (measured: about 13.3 KB, of which 8 KiB are the stacks of
-// the session's reader and writer goroutines; it was about 79 KB before
-// sessions gave their buffers back while idle).
-const idleBound = 16 << 10
+// bare TCP pair (measured: about 7.3 KB, of which 4 KiB are the stack of
+// the session's reader goroutine, the only goroutine an idle session has;
+// it was about 79 KB before sessions gave their buffers back while idle,
+// and 13.3 KB while the writer goroutine waited for work).
+const idleBound = 9 << 10
 
 // quiet is a go-stomp Logger that discards everything.
 type quiet struct{}
@@ -99,10 +100,10 @@ func idleCost(t *testing.T, addr string, stomp bool) cost {
 // on a bare TCP pair (the part both share: the client's end and the
 // accepted socket), and prints the three. Ours is compared with
 // go-stomp's beyond the bare pair (the figures are deltas of HeapInuse and
-// StackInuse after GC): issue 9 targets half of go-stomp's, but the
-// stacks of a session's two goroutines (8 KiB) leave under 1 KB of that for
-// everything else, so the test asserts what is robust: an absolute bound,
-// and less than go-stomp's.
+// StackInuse after GC). Issue 9 targets at most half of go-stomp's: the test
+// asserts that, and an absolute bound. (Measured on 2 cores, 10 runs: 38 to
+// 40% of go-stomp's; go-stomp's server keeps two goroutines and their
+// buffers per connection.)
 func TestIdleMemoryPerConnection(t *testing.T) {
 	// The bare pair: a listener that keeps the accepted sockets, with no
 	// goroutine per connection.
@@ -152,7 +153,7 @@ func TestIdleMemoryPerConnection(t *testing.T) {
 	if o > idleBound {
 		t.Errorf("an idle stompout connection costs %d B beyond the bare TCP pair, more than %d B", o, idleBound)
 	}
-	if o >= g {
-		t.Errorf("an idle stompout connection costs %d B beyond the bare TCP pair, go-stomp's %d B", o, g)
+	if 2*o > g {
+		t.Errorf("an idle stompout connection costs %d B beyond the bare TCP pair, more than half of go-stomp's %d B", o, g)
 	}
 }

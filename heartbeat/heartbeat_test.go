@@ -305,6 +305,41 @@ func TestMonitorStopAfterDead(t *testing.T) {
 	})
 }
 
+// TestMonitorDeadAskedLate: the Dead channel is made by its first call;
+// asked for only after the peer was declared dead, it comes closed, at the
+// moment OnDead reported it.
+func TestMonitorDeadAskedLate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := NewMonitor(time.Second, 2)
+		defer m.Stop()
+		var at atomic.Int64
+		start := time.Now()
+		m.OnDead(func() { at.Store(int64(time.Since(start))) })
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		if d := time.Duration(at.Load()); d != 2*time.Second {
+			t.Fatalf("OnDead after %v, want 2s", d)
+		}
+		first := m.Dead()
+		if !isClosed(first) || m.Dead() != first || !errors.Is(m.Err(), ErrTimeout) {
+			t.Fatalf("Dead asked after the death: closed %v, err %v", isClosed(m.Dead()), m.Err())
+		}
+		// Asked before: closed by the death.
+		m2 := NewMonitor(time.Second, 2)
+		defer m2.Stop()
+		dead := m2.Dead()
+		time.Sleep(time.Second)
+		if isClosed(dead) {
+			t.Fatal("Dead closed before the timeout")
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if !isClosed(dead) || m2.Dead() != dead {
+			t.Fatalf("Dead asked before the death: closed %v, same channel %v", isClosed(dead), m2.Dead() == dead)
+		}
+	})
+}
+
 func TestMonitorZeroIntervalNeverFires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		for _, d := range []time.Duration{0, -time.Second} {

@@ -17,7 +17,6 @@ type Monitor struct {
 	interval time.Duration // negotiated receive interval; immutable
 	timeout  time.Duration // interval*tolerance; immutable
 	base     time.Time     // origin of last (carries the monotonic clock); immutable
-	dead     chan struct{} // closed once, under mu, after err is set
 
 	// last is the time of the latest Touch, in nanoseconds since base.
 	// Written by the reader goroutine, read by the timer callback.
@@ -26,7 +25,11 @@ type Monitor struct {
 	// above zero, silence is not counted (the reader is not reading).
 	busy atomic.Int32
 
-	mu      sync.Mutex  // guards the fields below and serialises the timer callback with Stop
+	mu sync.Mutex // guards the fields below and serialises the timer callback with Stop
+	// dead is made by the first Dead call (a Monitor nobody waits on
+	// holds no channel) and closed once after err is set, or made closed
+	// if err already is.
+	dead    chan struct{}
 	timer   *time.Timer // nil when interval is 0
 	stopped bool
 	err     error  // set once, just before dead is closed
@@ -39,7 +42,7 @@ type Monitor struct {
 // [DefaultTolerance]. An interval <= 0 gives a Monitor that never fires and
 // holds no timer. It allocates the Monitor and one timer.
 func NewMonitor(interval time.Duration, tolerance float64) *Monitor {
-	m := &Monitor{dead: make(chan struct{})}
+	m := &Monitor{}
 	if interval <= 0 {
 		return m
 	}
@@ -110,7 +113,9 @@ func (m *Monitor) check() {
 		return
 	}
 	m.err = &TimeoutError{Interval: m.interval, Silence: silence}
-	close(m.dead)
+	if m.dead != nil {
+		close(m.dead)
+	}
 	f := m.onDead
 	m.mu.Unlock()
 	if f != nil {
@@ -138,8 +143,20 @@ func (m *Monitor) OnDead(f func()) {
 
 // Dead returns a channel that is closed once the peer has been silent for
 // too long. It is never closed for a Monitor with interval 0 or one stopped
-// before the timeout. It does not allocate.
-func (m *Monitor) Dead() <-chan struct{} { return m.dead }
+// before the timeout. The first call takes the lock and makes the channel
+// (so that a Monitor nobody waits on holds none); later calls only take
+// the lock.
+func (m *Monitor) Dead() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dead == nil {
+		m.dead = make(chan struct{})
+		if m.err != nil {
+			close(m.dead)
+		}
+	}
+	return m.dead
+}
 
 // Err returns nil until Dead is closed, then a [*TimeoutError] (which
 // matches [ErrTimeout]). It takes a lock.

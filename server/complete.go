@@ -80,21 +80,21 @@ func (m *Message) Defer() (done func(err error)) {
 		s.inflight--
 		s.inflightBytes -= size
 		cp.waiting--
+		s.notifyLocked() // room in the send window
 		if s.closing {
 			s.mu.Unlock()
-			s.roomSignal()
 			return
 		}
 		if err != nil && cp.err == nil {
 			cp.err = err
 		}
 		frec, ferr := s.drainLocked()
+		if ferr == nil {
+			s.wakeLocked()
+		}
 		s.mu.Unlock()
-		s.roomSignal()
 		if ferr != nil {
 			s.fail(ferr, frec)
-		} else {
-			s.signal()
 		}
 	}
 }
@@ -142,12 +142,14 @@ func (s *Session) complete(f *frame.Frame) error {
 		s.cur = nil
 		cp.sealed = true
 		frec, ferr := s.drainLocked()
+		if ferr == nil {
+			s.wakeLocked()
+		}
 		s.mu.Unlock()
 		if ferr != nil {
 			s.fail(ferr, frec)
 			return nil // the session is ending; the reader sees it
 		}
-		s.signal()
 		return nil
 	}
 	r, ok := f.Header.Lookup(frame.HdrReceipt)
@@ -162,14 +164,6 @@ func (s *Session) complete(f *frame.Frame) error {
 	}
 	s.mu.Unlock()
 	return s.enqueue(outItem{f: frame.New(frame.CmdReceipt, frame.HdrReceiptID, r)})
-}
-
-// roomSignal wakes a reader waiting for room in the send window.
-func (s *Session) roomSignal() {
-	select {
-	case s.room <- struct{}{}:
-	default:
-	}
 }
 
 // windowFull reports whether the reader must wait before taking another
@@ -193,12 +187,10 @@ func (s *Session) waitRoom(inCommit bool) {
 			s.mu.Unlock()
 			return
 		}
+		ch := s.changedLocked()
 		s.mu.Unlock()
 		mon := s.pause()
-		select {
-		case <-s.room:
-		case <-s.closed:
-		}
+		<-ch
 		s.unpause(mon)
 	}
 }
@@ -212,12 +204,10 @@ func (s *Session) waitDrained() {
 			s.mu.Unlock()
 			return
 		}
+		ch := s.changedLocked()
 		s.mu.Unlock()
 		mon := s.pause()
-		select {
-		case <-s.room:
-		case <-s.closed:
-		}
+		<-ch
 		s.unpause(mon)
 	}
 }

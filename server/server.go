@@ -61,8 +61,8 @@ func (srv *Server) newSessionID() string {
 	return srv.nonce + "-" + strconv.FormatUint(srv.seq.Add(1), 10)
 }
 
-// Serve accepts connections on l and serves each in its own session (two
-// goroutines per connection) until Shutdown or Close, then returns
+// Serve accepts connections on l and serves each in its own session (one
+// goroutine per connection, two while it writes) until Shutdown or Close, then returns
 // ErrServerClosed; if l is closed by someone else it returns that error.
 // Other Accept errors (too many open files, ...) are logged and retried
 // with a backoff of up to a second.
@@ -119,8 +119,9 @@ func (srv *Server) isClosed() bool {
 }
 
 // ServeConn runs one session over rw on the calling goroutine (which
-// becomes the session's reader; one more goroutine writes) and returns when
-// the session has ended and both are done: nil after a DISCONNECT,
+// becomes the session's reader; one more goroutine writes while there is
+// something to write) and returns when the session has ended and both are
+// done: nil after a DISCONNECT,
 // otherwise why it ended (an error wrapping ErrConnectionLost when the
 // client went away, a *ProtocolError, ...). Cancelling ctx ends the session
 // like Close. rw is closed when ServeConn returns. After Shutdown or Close
@@ -152,7 +153,11 @@ func (srv *Server) run(s *Session) error {
 	defer srv.wg.Done()
 	// The caller's context ending ends the session; s.ctx itself is
 	// cancelled by the session at its end, which must not count.
-	stop := context.AfterFunc(s.parent, func() { s.Close(nil) })
+	// A parent that never ends (Serve's) needs no watch.
+	stop := func() bool { return false }
+	if s.parent.Done() != nil {
+		stop = context.AfterFunc(s.parent, func() { s.Close(nil) })
+	}
 	err := s.run()
 	stop()
 	srv.mu.Lock()

@@ -40,12 +40,12 @@ type Session struct {
 	r        *frame.Reader
 	live     *wire.Liveness // the transport's read side, touching the heart-beat monitor
 	txs      map[string]*transaction
-	txFrames int  // frames buffered in txs
-	txBytes  int  // bytes buffered in txs (txOp.size)
-	said     bool // Handler.Disconnect was called (for a DISCONNECT frame)
+	txFrames int // frames buffered in txs
+	txBytes  int // bytes buffered in txs (txOp.size)
 	// The receipt header of the frame being handled, for Message.Defer.
 	curReceipt    string
 	curHasReceipt bool
+	said          bool // Handler.Disconnect was called (for a DISCONNECT frame)
 
 	// msgSeq numbers the message-ids Deliver makes for messages without
 	// an ID.
@@ -59,8 +59,6 @@ type Session struct {
 	// outMsgs and outBytes count the MESSAGE frames in out and their
 	// bytes (the bounded part).
 	outMsgs, outBytes int
-	// closing is set once the final item is queued; nothing is queued after.
-	closing bool
 	// cause is why the session ends (nil: DISCONNECT), set with closing.
 	cause error
 	// ackSeq numbers the deliveries in client ack modes (and makes the
@@ -81,11 +79,35 @@ type Session struct {
 	// (the send window).
 	inflight, inflightBytes int
 
-	wake    chan struct{} // cap 1: out has items for the writer
-	room    chan struct{} // cap 1: a deferred SEND was done
-	space   chan struct{} // cap 1: the writer took a batch
-	closed  chan struct{} // closed when closing is set
-	done    chan struct{} // closed when the writer goroutine returns
+	// change, made on demand, is closed at the next change the reader may
+	// wait for (see changedLocked).
+	change chan struct{}
+
+	// closing is set once the final item is queued; nothing is queued
+	// after. writing says a writer goroutine runs: at most one at a time,
+	// and only while there is work (see wakeLocked).
+	closing   bool
+	writing   bool
+	wfinished bool // the final item was written: no writer runs again
+	hbDue     bool // beat asks the writer for a heart-beat
+	// hbTimer paces heart-beats (nil: none negotiated); hbPeriod is its
+	// period, lastWrite the time the writer last flushed something.
+	hbTimer   *time.Timer
+	hbPeriod  time.Duration
+	lastWrite time.Time
+
+	// Owned by the writer goroutine of the moment (runs are serialised by
+	// writing, under mu).
+	wbroken error         // the transport failed: write nothing more
+	wver    frame.Version // the version frames are written in, once CONNECTED is
+
+	// connTimer ends a session that is not connected in time (nil once
+	// connected, or without a connect timeout). Reader goroutine only.
+	connTimer *time.Timer
+
+	// written is done once the session's writing is over (the final item
+	// written and the transport closed).
+	written sync.WaitGroup
 	rwClose sync.Once
 }
 
@@ -167,13 +189,8 @@ func newSession(srv *Server, parent context.Context, rw io.ReadWriteCloser) *Ses
 		rw:     rw,
 		ctx:    ctx,
 		cancel: cancel,
-		subs:   make(map[string]*Subscription),
-		wake:   make(chan struct{}, 1),
-		room:   make(chan struct{}, 1),
-		space:  make(chan struct{}, 1),
-		closed: make(chan struct{}),
-		done:   make(chan struct{}),
 	}
+	s.written.Add(1)
 	s.live = wire.NewLiveness(rw)
 	s.r = frame.NewReader(s.live)
 	s.r.SetLimits(srv.cfg.limits)
@@ -185,8 +202,11 @@ func newSession(srv *Server, parent context.Context, rw io.ReadWriteCloser) *Ses
 // run serves the session on the calling goroutine (the reader) until it
 // ends, and returns why (nil after a DISCONNECT).
 func (s *Session) run() error {
-	go s.writeLoop()
+	if d := s.srv.cfg.connectTimeout; d > 0 {
+		s.connTimer = time.AfterFunc(d, s.connectExpired)
+	}
 	cause := s.readLoop()
+	s.stopConnectTimer()
 
 	// Make sure the writer is told, and that a dead transport is closed now
 	// rather than after the linger time.
@@ -218,7 +238,7 @@ func (s *Session) run() error {
 		s.safely("Disconnect", func() { h.Disconnect(s.ctx, s, cause) })
 	}
 	s.cancel()
-	<-s.done
+	s.written.Wait()
 	s.mu.Lock()
 	if s.linger != nil {
 		s.linger.Stop()
@@ -229,6 +249,23 @@ func (s *Session) run() error {
 		mon.Stop()
 	}
 	return cause
+}
+
+// connectExpired ends the session if it is not connected yet; it runs on
+// the connect timer's goroutine.
+func (s *Session) connectExpired() {
+	if !s.connected.Load() {
+		s.shutdown(ErrConnectTimeout, s.errorFrame(ErrConnectTimeout, ""))
+	}
+}
+
+// stopConnectTimer drops the connect timer: the session is connected or
+// over. Reader goroutine only.
+func (s *Session) stopConnectTimer() {
+	if s.connTimer != nil {
+		s.connTimer.Stop()
+		s.connTimer = nil
+	}
 }
 
 // readLoop reads and handles frames until the session ends, and returns the
@@ -242,10 +279,8 @@ func (s *Session) readLoop() error {
 		if f.IsHeartBeat() {
 			continue
 		}
-		select {
-		case <-s.closed: // Close, Shutdown or a timeout: handle nothing more
+		if s.isClosing() { // Close, Shutdown or a timeout: handle nothing more
 			return s.readFailed(io.EOF)
-		default:
 		}
 		err = s.handle(f)
 		if err == errDisconnected {

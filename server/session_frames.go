@@ -201,8 +201,8 @@ func (s *Session) onConnect(f *frame.Frame) error {
 		cf.Header.Add(frame.HdrServer, s.srv.cfg.name)
 	}
 	s.r.SetVersion(v)
-	s.txs = make(map[string]*transaction)
 	s.connected.Store(true)
+	s.stopConnectTimer()
 	return s.enqueue(outItem{f: cf, hb: start})
 }
 
@@ -254,6 +254,9 @@ func (s *Session) onSubscribe(f *frame.Frame) error {
 	if len(s.subs) >= s.srv.cfg.subLimit {
 		s.mu.Unlock()
 		return violation(cmd, "too many subscriptions", "a session may hold "+strconv.Itoa(s.srv.cfg.subLimit)+" subscriptions")
+	}
+	if s.subs == nil {
+		s.subs = make(map[string]*Subscription)
 	}
 	s.subs[id] = sub
 	s.mu.Unlock()
@@ -394,6 +397,9 @@ func (s *Session) onBegin(f *frame.Frame) error {
 		return violation(f.Command, "transaction too large", "open transactions may hold "+strconv.Itoa(s.srv.cfg.txLimit)+" frames")
 	}
 	s.txFrames++
+	if s.txs == nil {
+		s.txs = make(map[string]*transaction)
+	}
 	s.txs[tx] = &transaction{}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/heartbeat"
 	"github.com/stompout/stomp/internal/wire"
 )
 
@@ -119,8 +120,8 @@ func (s *Session) Deliver(d Delivery) error {
 	s.out = append(s.out, outItem{f: f, written: d.Written, message: true})
 	s.outMsgs++
 	s.outBytes += size
+	s.wakeLocked()
 	s.mu.Unlock()
-	s.signal()
 	return nil
 }
 
@@ -135,15 +136,13 @@ func (s *Session) enqueue(it outItem) error {
 		}
 		if len(s.out) < s.srv.cfg.outbound+controlReserve {
 			s.out = append(s.out, it)
+			s.wakeLocked()
 			s.mu.Unlock()
-			s.signal()
 			return nil
 		}
+		ch := s.changedLocked()
 		s.mu.Unlock()
-		select {
-		case <-s.space:
-		case <-s.closed:
-		}
+		<-ch
 	}
 }
 
@@ -153,87 +152,154 @@ func (s *Session) enqueue(it outItem) error {
 // the writer cannot finish in time. It never blocks.
 func (s *Session) shutdown(cause error, ef *frame.Frame) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closing {
-		s.mu.Unlock()
 		return
 	}
 	s.closing = true
 	s.cause = cause
 	s.out = append(s.out, outItem{f: ef, final: true})
 	s.linger = time.AfterFunc(s.srv.cfg.linger, s.abortTransport)
-	s.mu.Unlock()
-	close(s.closed)
-	s.signal()
+	s.notifyLocked()
+	s.wakeLocked()
 }
 
-func (s *Session) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+// changedLocked returns a channel that is closed at the next change the
+// reader may be waiting for: the writer took a batch (room in the outbound
+// queue), a deferred SEND was done (room in the send window), the session
+// started ending. The channel is made on demand, so that an idle session
+// holds none. s.mu must be held.
+func (s *Session) changedLocked() <-chan struct{} {
+	if s.change == nil {
+		s.change = make(chan struct{})
+	}
+	return s.change
+}
+
+// notifyLocked wakes whoever waits on changedLocked's channel. s.mu must
+// be held.
+func (s *Session) notifyLocked() {
+	if s.change != nil {
+		close(s.change)
+		s.change = nil
 	}
 }
 
-// writeLoop is the writer goroutine: it writes the outbound queue in
-// batches (one flush per batch, or one message per frame on WebSocket),
-// paces heart-beats and watches the connect timeout. (The heart-beat
-// Monitor ends a silent session by itself, see onConnect: this goroutine may
-// be stuck writing to a client that reads nothing.)
+// wakeLocked starts the writer goroutine if it is not running and there is
+// something to write: the writer runs only while there is work (it exits
+// once the queue is empty), so an idle session has no goroutine of its own
+// beyond the reader. s.mu must be held.
+func (s *Session) wakeLocked() {
+	if s.writing || s.wfinished || (len(s.out) == 0 && !s.hbDue) {
+		return
+	}
+	s.writing = true
+	go s.writeLoop()
+}
+
+// beat runs on a timer goroutine when a heart-beat may be due: if nothing
+// was written for the pacing period, it asks the writer for one (starting
+// it if need be); otherwise it re-arms itself for the time left. As with
+// heartbeat.Pacer, a busy writer costs one clock read per batch and one
+// wake-up per period.
+func (s *Session) beat() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wfinished || s.hbTimer == nil {
+		return
+	}
+	idle := time.Since(s.lastWrite)
+	if idle < s.hbPeriod {
+		s.hbTimer.Reset(s.hbPeriod - idle)
+		return
+	}
+	s.hbTimer.Reset(s.hbPeriod)
+	s.hbDue = true
+	s.wakeLocked()
+}
+
+// startHeartBeats starts pacing heart-beats for the negotiated send
+// interval (0: none). Writer goroutine only.
+func (s *Session) startHeartBeats(interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
+	// interval*DefaultSendFraction, as heartbeat.NewPacer paces: smaller
+	// than interval, so it cannot overflow.
+	period := max(time.Duration(float64(interval)*heartbeat.DefaultSendFraction), 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wfinished || s.hbTimer != nil {
+		return
+	}
+	s.hbPeriod = period
+	s.lastWrite = time.Now()
+	// Set under s.mu: beat takes it, so it sees the timer even if it
+	// fires at once.
+	s.hbTimer = time.AfterFunc(period, s.beat)
+}
+
+// writeLoop is the writer goroutine, started by wakeLocked when there is
+// work and exiting when there is none left: it writes the outbound queue
+// in batches (one flush per batch, or one message per frame on WebSocket)
+// and the heart-beats beat asks for. It takes a wire.Writer for the run and
+// leaves it behind when it exits: an idle session holds no writer, no
+// buffer and no goroutine. Only one runs at a time (s.writing), so the
+// fields it owns (wbroken, wver) pass from one run to the next under s.mu.
+// (The heart-beat Monitor ends a silent session by itself, see onConnect:
+// this goroutine may be stuck writing to a client that reads nothing.)
 func (s *Session) writeLoop() {
-	defer close(s.done)
 	w := wire.NewWriter(s.rw, nil)
 	defer w.Stop()
 	w.SetContentLength(frame.ContentLengthAlways)
 	w.SetRelease(true) // an idle session holds no write buffer
-	var connC <-chan time.Time
-	var connT *time.Timer // dropped once connected: an idle session keeps no timer
-	if d := s.srv.cfg.connectTimeout; d > 0 {
-		connT = time.NewTimer(d)
-		defer func() {
-			if connT != nil {
-				connT.Stop()
-			}
-		}()
-		connC = connT.C
+	if s.wver != "" {
+		w.SetVersion(s.wver)
 	}
-	var broken error // the transport failed: write nothing more
 	fail := func(err error) {
-		broken = fmt.Errorf("%w: %w", ErrConnectionLost, err)
-		s.shutdown(broken, nil)
+		s.wbroken = fmt.Errorf("%w: %w", ErrConnectionLost, err)
+		s.shutdown(s.wbroken, nil)
 		s.abortTransport()
 	}
 	var batch []outItem
+	wrote := false // the last batch was flushed: the pacer's clock restarts
 	for {
-		select {
-		case <-s.wake:
-		case <-w.HeartBeatC():
-			if broken == nil {
-				if err := w.HeartBeat(); err != nil {
+		s.mu.Lock()
+		if wrote {
+			s.lastWrite = time.Now()
+		}
+		hb := s.hbDue
+		s.hbDue = false
+		if len(s.out) == 0 && !hb {
+			// Nothing left: give the queue's array back and exit. Whoever
+			// queues next starts a new run.
+			s.out = nil
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
+		batch, s.out = s.out, batch[:0]
+		s.outMsgs, s.outBytes = 0, 0
+		s.notifyLocked() // room in the queue for a waiting enqueue
+		s.mu.Unlock()
+
+		wrote = false
+		if hb && len(batch) == 0 {
+			if s.wbroken == nil {
+				if err := w.WriteHeartBeat(); err != nil {
 					fail(err)
+				} else {
+					wrote = true
 				}
 			}
 			continue
-		case <-connC:
-			connC, connT = nil, nil
-			if !s.connected.Load() {
-				s.shutdown(ErrConnectTimeout, s.errorFrame(ErrConnectTimeout, ""))
-			}
-			continue
-		}
-
-		s.mu.Lock()
-		batch, s.out = s.out, batch[:0]
-		s.outMsgs, s.outBytes = 0, 0
-		s.mu.Unlock()
-		select {
-		case s.space <- struct{}{}:
-		default:
 		}
 
 		final := false
 		var errs map[int]error // frames that could not be encoded
 		for i := range batch {
 			it := &batch[i]
-			if it.f != nil && broken == nil {
+			if it.f != nil && s.wbroken == nil {
 				if err := w.WriteFrame(it.f); err != nil {
 					if wire.IsEncodeError(err) {
 						// Nothing was buffered: skip the frame.
@@ -247,43 +313,55 @@ func (s *Session) writeLoop() {
 					}
 				}
 			}
-			if hb := it.hb; hb != nil {
-				w.SetVersion(hb.version)
-				w.SetHeartBeat(hb.send)
-				connC = nil
-				if connT != nil {
-					connT.Stop()
-					connT = nil
-				}
+			if st := it.hb; st != nil {
+				w.SetVersion(st.version)
+				s.wver = st.version
+				s.startHeartBeats(st.send)
 			}
 			if it.final {
 				final = true
 			}
 		}
-		if broken == nil {
+		if s.wbroken == nil {
 			if err := w.Flush(); err != nil {
 				fail(err)
 			} else {
-				w.Wrote()
+				wrote = true
 			}
 		}
 		for i := range batch {
 			if cb := batch[i].written; cb != nil {
 				err := errs[i]
-				if err == nil && broken != nil {
+				if err == nil && s.wbroken != nil {
 					// Never (or not completely) written: the client
 					// did not get it.
-					err = fmt.Errorf("%w: %w", ErrSessionClosed, broken)
+					err = fmt.Errorf("%w: %w", ErrSessionClosed, s.wbroken)
 				}
 				s.callWritten(cb, err)
 			}
 		}
 		clear(batch)
 		if final {
-			s.closeTransport()
+			s.finish()
 			return
 		}
 	}
+}
+
+// finish ends the session's writing, on the writer goroutine once the
+// final item is written: no run starts after it, the heart-beat timer is
+// stopped, the transport closed, and run (waiting on s.written) told.
+func (s *Session) finish() {
+	s.mu.Lock()
+	s.wfinished = true
+	s.writing = false
+	s.out = nil
+	if s.hbTimer != nil {
+		s.hbTimer.Stop()
+	}
+	s.mu.Unlock()
+	s.closeTransport()
+	s.written.Done()
 }
 
 // callWritten calls a Delivery's Written callback on the writer goroutine;

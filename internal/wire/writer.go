@@ -119,6 +119,14 @@ func (w *Writer) HeartBeat() error {
 	if !w.pacer.Due() {
 		return nil
 	}
+	return w.WriteHeartBeat()
+}
+
+// WriteHeartBeat writes a heart-beat (an EOL) and flushes, whatever the
+// pacer says: for a writer that paces heart-beats itself (the server's
+// session, whose writer goroutine does not outlive its work). It returns
+// the transport's error.
+func (w *Writer) WriteHeartBeat() error {
 	if err := w.fw.WriteHeartBeat(); err != nil {
 		return err
 	}
