@@ -53,8 +53,7 @@ type Conn struct {
 
 	recv budget // bytes of messages waiting for the application
 
-	disconnecting atomic.Bool // Disconnect was called: end, do not reconnect
-	lostFrames    atomic.Uint64
+	disconnecting atomic.Bool   // Disconnect was called: end, do not reconnect
 	ignoredErrors atomic.Uint64 // ERROR frames that ended nothing (see ignorableError)
 
 	mu      sync.Mutex // guards the fields below; never held while blocking or across another lock
