@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -125,8 +127,12 @@ func recvCtx(t *testing.T, ctx context.Context, ch <-chan stomp.Message) stomp.M
 type killer struct{ *broker.Broker }
 
 func (k killer) Send(ctx context.Context, s *server.Session, m *server.Message) error {
-	if m.Destination == "/queue/kill" {
+	switch m.Destination {
+	case "/queue/kill":
 		return &server.ApplicationError{Message: "refused", Body: "this destination is for tests"}
+	case "/queue/close":
+		s.Close(nil) // the transport just closes: EOF, no ERROR
+		return nil
 	}
 	return k.Broker.Send(ctx, s, m)
 }
@@ -165,6 +171,13 @@ func TestReconnectTriggers(t *testing.T) {
 				r.waitState(stomp.StateReconnecting)
 				r.p.Refuse(false)
 			}},
+		{"the server closes the transport (EOF)", func(b *broker.Broker) server.Handler { return killer{b} }, nil,
+			func(r *rig, c *stomp.Conn) {
+				if err := c.Send(r.ctx, "/queue/close", []byte("x")); err != nil {
+					r.t.Fatal(err)
+				}
+			},
+			func(err error) bool { return errors.Is(err, stomp.ErrConnectionLost) && errors.Is(err, io.EOF) }, nil},
 		{"ERROR frame from the server", func(b *broker.Broker) server.Handler { return killer{b} }, nil,
 			func(r *rig, c *stomp.Conn) {
 				if err := c.Send(r.ctx, "/queue/kill", []byte("x")); err != nil {
@@ -446,4 +459,46 @@ func mustServer(t *testing.T, h server.Handler, opts ...server.Option) *server.S
 		t.Fatal(err)
 	}
 	return srv
+}
+
+// TestURLLogin: user:pass@ in the URL is the login, and the passcode
+// appears in no address, state or error.
+func TestURLLogin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	b, err := broker.Start("127.0.0.1:0", broker.WithUsers(map[string]string{"app": "s3cret"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var states []string
+	var mu sync.Mutex
+	c, err := stomp.Dial(ctx, "tcp://app:s3cret@"+b.Addr(), stomp.WithStateListener(func(e stomp.StateChange) {
+		mu.Lock()
+		states = append(states, e.String())
+		mu.Unlock()
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr() != "tcp://"+b.Addr() {
+		t.Errorf("Addr() = %q", c.Addr())
+	}
+	c.Close()
+	mu.Lock()
+	for _, s := range states {
+		if strings.Contains(s, "s3cret") {
+			t.Errorf("state %q shows the passcode", s)
+		}
+	}
+	mu.Unlock()
+	_, err = stomp.Dial(ctx, "tcp://app:wrong-s3cret@"+b.Addr())
+	var ce *stomp.ConnectError
+	if !errors.As(err, &ce) || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("refused login: %v", err)
+	}
+	_, err = stomp.Dial(ctx, "tcp://app:s3cret@127.0.0.1:1")
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("dial error: %v", err)
+	}
 }
