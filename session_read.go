@@ -140,6 +140,9 @@ func (c *Conn) dispatch(s *session, f *frame.Frame) {
 			m.Subscription = sub.id
 		}
 		m.mode, m.sub = sub.ack, sub
+		if sub.acks != nil {
+			m.seq = sub.acks.delivered(s, m.ack)
+		}
 		if sub.deliver(m) {
 			return
 		}
@@ -171,6 +174,9 @@ func (c *Conn) toUnrouted(m Message) {
 	select {
 	case c.unrouted <- m:
 	default:
+		if m.sub != nil {
+			m.sub.unroutedDropped.Add(1)
+		}
 		n := c.unroutedDropped.Add(1)
 		c.log.Warn("stomp: unrouted message dropped: Unrouted channel full",
 			"subscription", m.Subscription, "destination", m.Destination, "message-id", m.ID, "dropped", n)
