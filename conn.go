@@ -53,6 +53,8 @@ type Conn struct {
 
 	recv budget // bytes of messages waiting for the application
 
+	replies replyState // Request's reply routing (reply.go)
+
 	disconnecting atomic.Bool // Disconnect was called: end, do not reconnect
 	lostFrames    atomic.Uint64
 	ignoredErrors atomic.Uint64 // ERROR frames that ended nothing (see ignorableError)

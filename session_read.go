@@ -135,6 +135,9 @@ func (c *Conn) dispatch(s *session, f *frame.Frame) {
 	} else {
 		m.ack = m.ID
 	}
+	if c.routeReply(&m, id) {
+		return
+	}
 	if sub != nil {
 		if !ok {
 			m.Subscription = sub.id
