@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -271,12 +272,15 @@ func (c *Conn) Disconnect(ctx context.Context) error {
 		return c.waitEnded(ctx)
 	}
 	var err error
-	if s := c.current(); s != nil {
+	s := c.current()
+	written := false
+	if s != nil {
 		req := c.newRequest(frame.CmdDisconnect)
 		req.bound = s // never to a later session
 		var r *Receipt
 		cc := callConfig{receipt: &r}
 		if err = c.do(ctx, req, &cc); err == nil {
+			written = true
 			select {
 			case <-r.Done():
 				err = r.Err()
@@ -291,6 +295,14 @@ func (c *Conn) Disconnect(ctx context.Context) error {
 	<-c.done
 	if cause := c.Err(); cause != nil {
 		return closedError(cause)
+	}
+	if !written && errors.Is(err, ErrClosed) {
+		// The DISCONNECT never went out: its transport was lost first
+		// (or a Close came first, which is the user's clean end).
+		if cause := s.disconnectEnd(); cause != nil {
+			return fmt.Errorf("stomp: disconnect: the connection was lost before DISCONNECT was written: %w", lost(cause))
+		}
+		return nil
 	}
 	if errors.Is(err, ErrClosed) {
 		return nil // the server closed the transport after DISCONNECT

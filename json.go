@@ -29,3 +29,14 @@ func (m Message) JSON(v any) error {
 	}
 	return nil
 }
+
+// DecodeJSON decodes the message body as JSON into a new T, with
+// encoding/json; it does not look at the content type. It allocates the T
+// and what decoding it needs.
+//
+//	order, err := stomp.DecodeJSON[Order](m)
+func DecodeJSON[T any](m Message) (T, error) {
+	var v T
+	err := m.JSON(&v)
+	return v, err
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/stompout/stomp/frame"
@@ -74,6 +75,7 @@ type config struct {
 	shuffleSet      bool
 	redial          func(context.Context) (io.ReadWriteCloser, error)
 	dialer          *net.Dialer
+	wsHeader        http.Header
 	onState         func(StateChange)
 	err             error // the first invalid option
 }
@@ -290,6 +292,16 @@ func WithDialer(d *net.Dialer) Option {
 		}
 		c.dialer = d
 	}
+}
+
+// WithWebSocketHeader sets HTTP headers of the WebSocket handshake that
+// Dial makes for ws:// and wss:// addresses (a gateway's cookie or bearer
+// token, an Origin); they are sent again on every reconnect. h is copied.
+// Headers the handshake sets itself (Upgrade, Sec-WebSocket-*) cannot be
+// overridden.
+func WithWebSocketHeader(h http.Header) Option {
+	h = h.Clone()
+	return func(c *config) { c.wsHeader = h }
 }
 
 // WithOutageWait says what calls do while the Conn is reconnecting: wait

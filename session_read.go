@@ -66,7 +66,7 @@ func (s *session) readError(err error) error {
 	if s.ctx.Err() != nil {
 		return errUserClosed // fail has run: its cause wins
 	}
-	if s.c.disconnecting.Load() && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetClosed(err)) {
+	if s.disconnectOut.Load() && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetClosed(err)) {
 		return nil // the server closed after our DISCONNECT: a clean end
 	}
 	if errors.Is(err, io.EOF) {

@@ -446,3 +446,9 @@ func (s *Subscription) Backlog() int {
 	defer s.mu.Unlock()
 	return len(s.backlog)
 }
+
+// UnroutedDropped returns how many of the subscription's late messages
+// (those the server sent after it ended, which go to Conn.Unrouted) were
+// dropped because the Unrouted channel was full; Conn.UnroutedDropped
+// counts the drops of the whole Conn.
+func (s *Subscription) UnroutedDropped() uint64 { return s.unroutedDropped.Load() }
