@@ -118,14 +118,14 @@ func (c *Conn) ackFrame(ctx context.Context, cmd string, tx *Tx, m Message, opts
 // straight from the caller's slice, keeps Send waiting after ctx ends
 // until it is written (bounded by WithWriteTimeout). Concurrent Sends are
 // batched into one write.
-func (c *Conn) Send(ctx context.Context, dest string, body []byte, opts ...CallOption) error {
+func (c *Conn) Send(ctx context.Context, dest string, body []byte, opts ...SendOption) error {
 	return c.send(ctx, nil, dest, body, opts)
 }
 
-func (c *Conn) send(ctx context.Context, tx *Tx, dest string, body []byte, opts []CallOption) error {
+func (c *Conn) send(ctx context.Context, tx *Tx, dest string, body []byte, opts []SendOption) error {
 	req := c.newRequest(frame.CmdSend)
 	cc := &req.cc
-	if err := cc.apply(opts); err != nil {
+	if err := cc.applySend(opts); err != nil {
 		cc.settle(err)
 		freeRequest(req)
 		return err

@@ -65,7 +65,7 @@ type replier struct {
 // transport is lost before the reply comes, Request returns an error
 // matching ErrConnectionLost (the request may have been handled). The
 // answering side replies with Conn.Reply.
-func (c *Conn) Request(ctx context.Context, dest string, body []byte, opts ...CallOption) (Message, error) {
+func (c *Conn) Request(ctx context.Context, dest string, body []byte, opts ...SendOption) (Message, error) {
 	rr, err := c.replier(ctx)
 	if err != nil {
 		return Message{}, settleOpts(opts, err)
@@ -80,7 +80,7 @@ func (c *Conn) Request(ctx context.Context, dest string, body []byte, opts ...Ca
 		delete(rr.pending, corr)
 		rr.mu.Unlock()
 	}()
-	all := make([]CallOption, 0, len(opts)+2)
+	all := make([]SendOption, 0, len(opts)+2)
 	all = append(all, WithHeader(HdrReplyTo, rr.replyTo), WithHeader(HdrCorrelationID, corr))
 	all = append(all, opts...)
 	if err := c.Send(ctx, dest, body, all...); err != nil {
@@ -112,13 +112,13 @@ func (c *Conn) Request(ctx context.Context, dest string, body []byte, opts ...Ca
 // Reply answers the request req: it sends body to req's reply-to
 // destination with req's correlation-id, as Send does (options are Send's).
 // It returns an error, sending nothing, if req has no reply-to header.
-func (c *Conn) Reply(ctx context.Context, req Message, body []byte, opts ...CallOption) error {
+func (c *Conn) Reply(ctx context.Context, req Message, body []byte, opts ...SendOption) error {
 	to := req.Header.Get(HdrReplyTo)
 	if to == "" {
 		return settleOpts(opts, fmt.Errorf("stomp: Reply: message %q has no reply-to header", req.ID))
 	}
 	if corr, ok := req.Header.Lookup(HdrCorrelationID); ok {
-		all := make([]CallOption, 0, len(opts)+1)
+		all := make([]SendOption, 0, len(opts)+1)
 		all = append(all, WithHeader(HdrCorrelationID, corr))
 		opts = append(all, opts...)
 	}

@@ -79,9 +79,9 @@ type Subscription struct {
 // may share a destination. It blocks until the frame is flushed, or ctx
 // ends (ctx.Err(); if the writer had already taken the SUBSCRIBE, an
 // UNSUBSCRIBE follows it).
-func (c *Conn) Subscribe(ctx context.Context, dest string, opts ...CallOption) (*Subscription, error) {
+func (c *Conn) Subscribe(ctx context.Context, dest string, opts ...SubscribeOption) (*Subscription, error) {
 	var cc callConfig
-	if err := cc.apply(opts); err != nil {
+	if err := cc.applySubscribe(opts); err != nil {
 		return nil, cc.settle(err)
 	}
 	id := cc.id

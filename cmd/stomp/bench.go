@@ -69,7 +69,7 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 
 	start := time.Now()
 	for i := range *n {
-		var opts []stomp.CallOption
+		var opts []stomp.SendOption
 		var r *stomp.Receipt
 		if i == *n-1 {
 			opts = append(opts, stomp.WithReceipt(&r))

@@ -36,11 +36,11 @@ func runRecv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintf(stderr, "stomp recv: bad -a %q: want auto, client or client-individual\n", *ackMode)
 		return errUsage
 	}
-	callOpts, err := cf.headerOpts()
+	subOpts, err := headerOpts[stomp.SubscribeOption](&cf)
 	if err != nil {
 		return err
 	}
-	subOpts := append(callOpts, stomp.WithAck(mode))
+	subOpts = append(subOpts, stomp.WithAck(mode))
 	if *prefetch > 0 {
 		subOpts = append(subOpts, stomp.WithPrefetch(*prefetch))
 	}

@@ -32,7 +32,7 @@ func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintln(stderr, "stomp send: -d is required")
 		return errUsage
 	}
-	callOpts, err := cf.headerOpts()
+	callOpts, err := headerOpts[stomp.SendOption](&cf)
 	if err != nil {
 		return err
 	}
