@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -138,6 +139,10 @@ func (s *Subscription) Serve(ctx context.Context, workers int, h Handler, opts .
 		if o != nil {
 			o(&p.cfg)
 		}
+	}
+	if n, _ := strconv.Atoi(s.header.Get("prefetch-count")); n > 0 && n < workers && s.conn != nil {
+		s.conn.log.Warn("stomp: Serve: prefetch below the workers: some will idle",
+			"subscription", s.id, "prefetch", n, "workers", workers)
 	}
 	p.ctx, p.cancel = context.WithCancel(ctx)
 	for range workers {

@@ -358,3 +358,91 @@ func TestPoolEnds(t *testing.T) {
 		t.Errorf("Serve on an ended subscription: %v", err)
 	}
 }
+
+// The graceful stop against the real brokers, 5,000 messages: the first
+// pool's connection ends after its Stop (RabbitMQ takes back what a
+// subscription held only then), a second connection's pool handles the
+// rest; then nothing is left.
+func TestInteropPoolGracefulStop(t *testing.T) {
+	for _, b := range interopBrokers(t) {
+		t.Run(b.name, func(t *testing.T) {
+			const n, workers = 5000, 8
+			q := uniqueQueue(t)
+			ctx := ctxT(t)
+			c1 := dialBroker(t, b, V12, noLoss(t)...)
+			for i := range n {
+				if err := c1.Send(ctx, q, fmt.Appendf(nil, "job-%d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var log handledLog
+			onErr := WithErrorFunc(func(m Message, err error) { t.Errorf("%s: %v", m.Body, err) })
+			half := make(chan struct{})
+			sub, err := c1.Subscribe(ctx, q, WithAck(AckClient), WithPrefetch(2*workers))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p1, err := sub.Serve(ctx, workers, func(ctx context.Context, m Message) error {
+				if log.add(m) == n/2 {
+					close(half)
+				}
+				return nil
+			}, onErr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-half
+			if err := p1.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := c1.Disconnect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			c2 := dialBroker(t, b, V12, noLoss(t)...)
+			all := make(chan struct{})
+			var once sync.Once
+			sub2, err := c2.Subscribe(ctx, q, WithAck(AckClient), WithPrefetch(2*workers))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p2, err := sub2.Serve(ctx, workers, func(ctx context.Context, m Message) error {
+				log.add(m)
+				log.mu.Lock()
+				if len(log.seen) == n {
+					once.Do(func() { close(all) })
+				}
+				log.mu.Unlock()
+				return nil
+			}, onErr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-all:
+			case <-ctx.Done():
+				log.mu.Lock()
+				t.Fatalf("handled %d distinct of %d", len(log.seen), n)
+			}
+			if err := p2.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := c2.Disconnect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for body, flags := range log.seen {
+				for _, r := range flags[1:] {
+					if !r {
+						t.Fatalf("%s handled again without the redelivered flag: %v", body, flags)
+					}
+				}
+			}
+			c3 := dialBroker(t, b, V12)
+			sub3, err := c3.Subscribe(ctx, q, WithAck(AckClientIndividual))
+			if err != nil {
+				t.Fatal(err)
+			}
+			expectNone(t, sub3.C(), 500*time.Millisecond, "after both pools")
+			t.Logf("first pool %d, second %d, handled %d", p1.Stats().Handled, p2.Stats().Handled, log.count)
+		})
+	}
+}

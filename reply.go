@@ -189,6 +189,9 @@ func (rr *replier) route(m *Message, subID string) bool {
 		rr.late.Add(1)
 		return true
 	}
+	// Replies come on an auto-ack subscription (the temp-queue's, or the
+	// private one): an ACK would be an unknown ack id, an ERROR.
+	m.mode, m.sub = AckAuto, nil
 	ch <- *m // capacity 1, and deleted: the only send
 	return true
 }

@@ -2,6 +2,7 @@ package stomp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -113,11 +114,13 @@ func TestRequestPrivateQueueWire(t *testing.T) {
 	noLeaks(t)
 	c, p := connectPeer(t, V12, nil)
 	ctx := ctxT(t)
+	var got Message
 	res := async(func() error {
 		m, err := c.Request(ctx, "/queue/svc", []byte("ping"))
 		if err == nil && string(m.Body) != "pong" {
 			err = fmt.Errorf("reply %q", m.Body)
 		}
+		got = m
 		return err
 	})
 	sf := p.Expect("SUBSCRIBE")
@@ -133,6 +136,10 @@ func TestRequestPrivateQueueWire(t *testing.T) {
 	p.Send("MESSAGE", "pong", "subscription", id, "destination", dest, "message-id", "r1", "correlation-id", corr)
 	if err := waitErr(t, res); err != nil {
 		t.Fatal(err)
+	}
+
+	if err := got.Ack(ctx); !errors.Is(err, ErrAutoAck) {
+		t.Fatalf("Ack of a reply: %v", err) // an ACK would be an ERROR
 	}
 
 	// Given up on: ctx ends before the reply.
