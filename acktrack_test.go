@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"testing"
 
 	"github.com/stompout/stomp/internal/stomptest"
@@ -182,10 +183,25 @@ func TestAckClientTxOrder(t *testing.T) {
 func redialPeers(t *testing.T, v Version) (*Conn, <-chan *stomptest.Peer) {
 	t.Helper()
 	peers := make(chan *stomptest.Peer, 4)
+	var (
+		mu      sync.Mutex
+		servers []net.Conn
+	)
+	// Registered before the Conn's Close, so run after it: no transport
+	// ends under a live Conn, which would dial again.
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range servers {
+			s.Close()
+		}
+	})
 	dial := func(ctx context.Context) (io.ReadWriteCloser, error) {
 		client, server := net.Pipe()
 		p := stomptest.New(t, server)
-		t.Cleanup(func() { server.Close() })
+		mu.Lock()
+		servers = append(servers, server)
+		mu.Unlock()
 		go func() {
 			p.Accept(v, "session", "s", "server", "peer/1.0")
 			peers <- p

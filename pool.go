@@ -79,6 +79,7 @@ type Pool struct {
 	settle   context.Context    // of the Acks and Nacks: the caller's ctx only
 	stopping chan struct{}      // closed by Stop: take no new message
 	stopOnce sync.Once
+	doneOnce sync.Once
 	g        errgroup.Group
 	workers  chan struct{} // closed once every worker has returned
 	done     chan struct{} // closed once the Pool has ended (after the UNSUBSCRIBE of Stop)
@@ -172,10 +173,14 @@ func (p *Pool) endErr() error {
 	return p.ctx.Err()
 }
 
+// finish ends the Pool once: the workers may have ended by themselves
+// (the subscription ended) just as Stop was called.
 func (p *Pool) finish(err error) {
-	p.err = err
-	p.cancel()
-	close(p.done)
+	p.doneOnce.Do(func() {
+		p.err = err
+		p.cancel()
+		close(p.done)
+	})
 }
 
 // work is one worker goroutine.
@@ -272,7 +277,8 @@ func (p *Pool) report(m Message, err error) {
 // handlers' ctx is cancelled, Stop unsubscribes without waiting for them
 // (their messages stay unsettled and are redelivered) and returns
 // ctx.Err(); the Pool ends once they return. Stop blocks until then, or
-// ctx ends; calling it again waits again.
+// ctx ends; calling it again waits again. On a Pool that has ended by
+// itself it returns nil at once.
 func (p *Pool) Stop(ctx context.Context) error {
 	first := false
 	p.stopOnce.Do(func() {
@@ -286,6 +292,11 @@ func (p *Pool) Stop(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	select {
+	case <-p.done: // it had ended by itself
+		return nil
+	default:
 	}
 	select {
 	case <-p.workers:

@@ -293,10 +293,11 @@ func TestPoolAcrossReconnect(t *testing.T) {
 	}
 	p1 := <-peers
 	p1.Expect("SUBSCRIBE")
-	release := make(chan struct{})
+	release, started := make(chan struct{}), make(chan struct{})
 	handled := make(chan string, 4)
 	pool, err := sub.Serve(ctx, 1, func(ctx context.Context, m Message) error {
 		if string(m.Body) == "old" {
+			close(started)
 			<-release
 		}
 		handled <- string(m.Body)
@@ -306,15 +307,16 @@ func TestPoolAcrossReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	p1.Send("MESSAGE", "old", "subscription", "s", "destination", "/queue/a", "message-id", "m1", "ack", "a1")
+	<-started // in the handler while its transport is lost
 	p1.Close()
 	p2 := <-peers
 	p2.Expect("SUBSCRIBE")
 	close(release)
-	if b := <-handled; b != "old" {
+	if b := recvString(t, handled); b != "old" {
 		t.Fatal(b)
 	}
 	p2.Send("MESSAGE", "new", "subscription", "s", "destination", "/queue/a", "message-id", "m2", "ack", "a2")
-	if b := <-handled; b != "new" {
+	if b := recvString(t, handled); b != "new" {
 		t.Fatal(b)
 	}
 	p2.ExpectBytes(stomptest.Wire("ACK", "", "id", "a2"))
@@ -353,6 +355,9 @@ func TestPoolEnds(t *testing.T) {
 	<-pool.Done()
 	if !errors.Is(pool.Err(), ErrClosed) {
 		t.Errorf("Err %v", pool.Err())
+	}
+	if err := pool.Stop(ctx); err != nil || !errors.Is(pool.Err(), ErrClosed) {
+		t.Errorf("Stop of an ended pool: %v, Err %v", err, pool.Err())
 	}
 	if _, err := sub.Serve(ctx, 1, h); !errors.Is(err, ErrSubscriptionEnded) {
 		t.Errorf("Serve on an ended subscription: %v", err)
@@ -445,4 +450,15 @@ func TestInteropPoolGracefulStop(t *testing.T) {
 			t.Logf("first pool %d, second %d, handled %d", p1.Stats().Handled, p2.Stats().Handled, log.count)
 		})
 	}
+}
+
+func recvString(t *testing.T, ch <-chan string) string {
+	t.Helper()
+	select {
+	case s := <-ch:
+		return s
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing handled")
+	}
+	return ""
 }
