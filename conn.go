@@ -214,7 +214,8 @@ func (c *Conn) closedErr() error { return closedError(c.Err()) }
 
 // Unrouted returns the channel of MESSAGE frames that match no live
 // subscription: those whose subscription header names a subscription the
-// client never made (RabbitMQ's /temp-queue/ replies, for one), or one
+// client never made (RabbitMQ's /temp-queue/ replies, for one, except the
+// replies to Request, which go to their Request), or one
 // that has ended (messages in flight when Unsubscribe ran, or past a slow
 // consumer's overflow). The former can be acknowledged as usual; Ack and
 // Nack of the latter return ErrSubscriptionEnded, as for any message of

@@ -118,6 +118,10 @@ type PoolStats struct {
 // workers at once, leaving the messages in work unsettled), or when the
 // subscription ends (Unsubscribe, the Conn's end). It does not start if
 // workers < 1, h is nil or the subscription has ended.
+//
+// Cost: workers goroutines and one more that waits for them, for the
+// Pool's life; per message, the handler call and the Ack (or Nack), which
+// blocks the worker until the frame is flushed.
 func (s *Subscription) Serve(ctx context.Context, workers int, h Handler, opts ...PoolOption) (*Pool, error) {
 	switch {
 	case workers < 1:

@@ -65,6 +65,9 @@ type replier struct {
 // transport is lost before the reply comes, Request returns an error
 // matching ErrConnectionLost (the request may have been handled). The
 // answering side replies with Conn.Reply.
+//
+// Cost: a SEND as Send's, plus a channel and a map entry while the Request
+// waits; the reader hands the reply over without blocking.
 func (c *Conn) Request(ctx context.Context, dest string, body []byte, opts ...SendOption) (Message, error) {
 	rr, err := c.replier(ctx)
 	if err != nil {
