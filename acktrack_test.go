@@ -3,8 +3,12 @@ package stomp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
+	"runtime"
+	"slices"
 	"sync"
 	"testing"
 
@@ -244,4 +248,100 @@ func TestAckClientAcrossReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	p2.ExpectBytes(stomptest.Wire("ACK", "", "id", "a-3"))
+}
+
+// A server's view of AckClient, as brokers keep it: the unacknowledged
+// deliveries in order; an ACK or NACK names one and covers it and every
+// earlier one. Acks and nacks from 8 goroutines in random order must make
+// frames that never name an unknown id, never cover a message that was not
+// settled, nor an acked message with a NACK or a nacked one with an ACK,
+// and in the end cover every message.
+func TestAckClientRandomOrder(t *testing.T) {
+	noLeaks(t)
+	for seed := range uint64(8) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			const n, workers = 300, 8
+			c, p := connectPeer(t, V12, nil)
+			ctx := ctxT(t)
+			sub, err := c.Subscribe(ctx, "/queue/a", WithAck(AckClient), WithID("s"), WithBuffer(n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Expect("SUBSCRIBE")
+			for i := range n {
+				p.Send("MESSAGE", "", "subscription", "s", "destination", "/queue/a", "message-id", fmt.Sprint("m", i), "ack", fmt.Sprint(i))
+			}
+			var (
+				mu     sync.Mutex
+				intent = map[string]bool{} // ack id -> nack?; recorded before the call
+			)
+			ms := make(chan Message, n)
+			for range n {
+				ms <- recv(t, sub.C())
+			}
+			close(ms)
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					rng := rand.New(rand.NewPCG(seed, uint64(w)))
+					for m := range ms {
+						if rng.IntN(3) == 0 {
+							runtime.Gosched()
+						}
+						nack := rng.IntN(10) == 0
+						mu.Lock()
+						intent[m.Header.Get("ack")] = nack
+						mu.Unlock()
+						var err error
+						if nack {
+							err = m.Nack(ctx)
+						} else {
+							err = m.Ack(ctx)
+						}
+						if err != nil {
+							t.Errorf("settle %s: %v", m.ID, err)
+						}
+					}
+				})
+			}
+			check := func() error {
+				pending := make([]string, n) // the server's unacknowledged deliveries
+				for i := range pending {
+					pending[i] = fmt.Sprint(i)
+				}
+				for len(pending) > 0 {
+					f := p.ReadFrame()
+					id := f.Header.Get("id")
+					k := slices.Index(pending, id)
+					if k < 0 {
+						return fmt.Errorf("%s for unknown ack id %s", f.Command, id)
+					}
+					mu.Lock()
+					for _, covered := range pending[:k+1] {
+						nack, ok := intent[covered]
+						switch {
+						case !ok:
+							mu.Unlock()
+							return fmt.Errorf("%s %s covers %s, not settled", f.Command, id, covered)
+						case nack != (f.Command == "NACK"):
+							mu.Unlock()
+							return fmt.Errorf("%s %s covers %s, nacked %v", f.Command, id, covered, nack)
+						case nack && k != 0:
+							mu.Unlock()
+							return fmt.Errorf("NACK %s covers more than itself", id)
+						}
+					}
+					mu.Unlock()
+					pending = pending[k+1:]
+				}
+				return nil
+			}
+			err = check()
+			wg.Wait() // the workers end either way: the peer reads whatever they write
+			if err != nil {
+				t.Fatal(err)
+			}
+			marker(t, c, p) // nothing more
+		})
+	}
 }
