@@ -374,7 +374,7 @@ func TestInteropPoolGracefulStop(t *testing.T) {
 			const n, workers = 5000, 8
 			q := uniqueQueue(t)
 			ctx := ctxT(t)
-			c1 := dialBroker(t, b, V12, noLoss(t)...)
+			c1 := dialBroker(t, b, V12, append(noLoss(t), wsHeartBeatWorkaround(b)...)...)
 			for i := range n {
 				if err := c1.Send(ctx, q, fmt.Appendf(nil, "job-%d", i)); err != nil {
 					t.Fatal(err)
@@ -403,7 +403,7 @@ func TestInteropPoolGracefulStop(t *testing.T) {
 			if err := c1.Disconnect(ctx); err != nil {
 				t.Fatal(err)
 			}
-			c2 := dialBroker(t, b, V12, noLoss(t)...)
+			c2 := dialBroker(t, b, V12, append(noLoss(t), wsHeartBeatWorkaround(b)...)...)
 			all := make(chan struct{})
 			var once sync.Once
 			sub2, err := c2.Subscribe(ctx, q, WithAck(AckClient), WithPrefetch(2*workers))

@@ -250,8 +250,8 @@ func TestRequestConcurrentEmbedded(t *testing.T) {
 func TestInteropRequestConcurrent(t *testing.T) {
 	for _, b := range interopBrokers(t) {
 		t.Run(b.name, func(t *testing.T) {
-			server := dialBroker(t, b, V12)
-			client := dialBroker(t, b, V12)
+			server := dialBroker(t, b, V12, append(noLoss(t), wsHeartBeatWorkaround(b)...)...)
+			client := dialBroker(t, b, V12, append(noLoss(t), wsHeartBeatWorkaround(b)...)...)
 			q := uniqueQueue(t)
 			pool := serveReplies(t, server, q)
 			concurrentRequests(t, client, q, 1000)
