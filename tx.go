@@ -151,7 +151,13 @@ func (t *Tx) SendJSON(ctx context.Context, dest string, v any, opts ...SendOptio
 	return t.conn.sendJSON(ctx, t, dest, v, opts)
 }
 
-// Ack acknowledges m in the transaction; see Message.Ack.
+// Ack acknowledges m in the transaction; see Message.Ack. The client
+// counts it as m's settlement whatever becomes of the transaction: a second
+// Ack or Nack of m returns ErrAlreadyAcked, even after Abort (the broker then
+// redelivers m once the subscription or the connection ends; in AckClient
+// mode a later cumulative ACK of the subscription covers it). In AckClient
+// mode it returns ErrAckOrder while an earlier message of the subscription
+// is unsettled.
 func (t *Tx) Ack(ctx context.Context, m Message, opts ...CallOption) error {
 	if t.done.Load() {
 		return settleOpts(opts, t.doneErr())
