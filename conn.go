@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -53,7 +54,9 @@ type Conn struct {
 
 	recv budget // bytes of messages waiting for the application
 
-	disconnecting atomic.Bool   // Disconnect was called: end, do not reconnect
+	replies replyState // Request's reply routing (reply.go)
+
+	disconnecting atomic.Bool // Disconnect was called: end, do not reconnect
 	ignoredErrors atomic.Uint64 // ERROR frames that ended nothing (see ignorableError)
 
 	mu      sync.Mutex // guards the fields below; never held while blocking or across another lock
@@ -210,7 +213,8 @@ func (c *Conn) closedErr() error { return closedError(c.Err()) }
 
 // Unrouted returns the channel of MESSAGE frames that match no live
 // subscription: those whose subscription header names a subscription the
-// client never made (RabbitMQ's /temp-queue/ replies, for one), or one
+// client never made (RabbitMQ's /temp-queue/ replies, for one, except the
+// replies to Request, which go to their Request), or one
 // that has ended (messages in flight when Unsubscribe ran, or past a slow
 // consumer's overflow). The former can be acknowledged as usual; Ack and
 // Nack of the latter return ErrSubscriptionEnded, as for any message of
@@ -268,12 +272,15 @@ func (c *Conn) Disconnect(ctx context.Context) error {
 		return c.waitEnded(ctx)
 	}
 	var err error
-	if s := c.current(); s != nil {
+	s := c.current()
+	written := false
+	if s != nil {
 		req := c.newRequest(frame.CmdDisconnect)
 		req.bound = s // never to a later session
 		var r *Receipt
 		cc := callConfig{receipt: &r}
 		if err = c.do(ctx, req, &cc); err == nil {
+			written = true
 			select {
 			case <-r.Done():
 				err = r.Err()
@@ -288,6 +295,14 @@ func (c *Conn) Disconnect(ctx context.Context) error {
 	<-c.done
 	if cause := c.Err(); cause != nil {
 		return closedError(cause)
+	}
+	if !written && errors.Is(err, ErrClosed) {
+		// The DISCONNECT never went out: its transport was lost first
+		// (or a Close came first, which is the user's clean end).
+		if cause := s.disconnectEnd(); cause != nil {
+			return fmt.Errorf("stomp: disconnect: the connection was lost before DISCONNECT was written: %w", lost(cause))
+		}
+		return nil
 	}
 	if errors.Is(err, ErrClosed) {
 		return nil // the server closed the transport after DISCONNECT

@@ -144,7 +144,7 @@ func tlsConfig(cfg *tls.Config, hp string) *tls.Config {
 }
 
 func dialWebSocket(ctx context.Context, url string, cfg *config) (io.ReadWriteCloser, error) {
-	opts := &websocket.DialOptions{Subprotocols: WebSocketSubprotocols}
+	opts := &websocket.DialOptions{Subprotocols: WebSocketSubprotocols, HTTPHeader: cfg.wsHeader.Clone()}
 	if cfg.tlsConfig != nil || cfg.dialer != nil {
 		tr := &http.Transport{DialContext: cfg.netDialer().DialContext}
 		if cfg.tlsConfig != nil {

@@ -7,7 +7,6 @@ import (
 	"log"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/stompout/stomp"
 	"github.com/stompout/stomp/broker"
@@ -42,10 +41,12 @@ func Example() {
 	// Output: hello, STOMP from /queue/greetings over STOMP 1.2
 }
 
-// A worker pool ranges over one subscription's channel; with
-// client-individual acks each worker acknowledges what it handled, and
-// the broker holds back what is not yet acknowledged.
-func ExampleSubscription_workerPool() {
+// Serve hands a subscription to a pool of handlers: each message is
+// acknowledged when its handler returns nil, and nacked (redelivered) when
+// it returns an error or panics. Acks are correct in whatever order the
+// handlers finish, and Stop lets the handlers in progress finish and ack
+// before it unsubscribes.
+func ExampleSubscription_Serve() {
 	ctx := context.Background()
 	b, _ := broker.Start("127.0.0.1:0")
 	defer b.Close()
@@ -53,46 +54,40 @@ func ExampleSubscription_workerPool() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer conn.Disconnect(ctx)
 
 	sub, err := conn.Subscribe(ctx, "/queue/jobs",
-		stomp.WithAck(stomp.AckClientIndividual), stomp.WithPrefetch(8))
+		stomp.WithAck(stomp.AckClient), stomp.WithPrefetch(8))
 	if err != nil {
 		log.Fatal(err)
 	}
 	var (
-		wg   sync.WaitGroup
 		mu   sync.Mutex
 		done []string
+		all  = make(chan struct{})
 	)
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for m := range sub.C() { // ends when the subscription does
-				mu.Lock()
-				done = append(done, string(m.Body))
-				mu.Unlock()
-				if err := m.Ack(ctx); err != nil {
-					log.Print(err)
-				}
-			}
-		}()
+	pool, err := sub.Serve(ctx, 4, func(ctx context.Context, m stomp.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		done = append(done, string(m.Body))
+		if len(done) == 5 {
+			close(all)
+		}
+		return nil // acknowledged
+	})
+	if err != nil {
+		log.Fatal(err)
 	}
 	for i := range 5 {
 		conn.Send(ctx, "/queue/jobs", fmt.Appendf(nil, "job-%d", i))
 	}
-	for { // wait until the broker has every ack
-		if st := b.Stats(); st.Acked == 5 {
-			break
-		}
-		time.Sleep(time.Millisecond)
+	<-all
+	if err := pool.Stop(ctx); err != nil { // handlers finished and acked, then UNSUBSCRIBE
+		log.Fatal(err)
 	}
-	sub.Unsubscribe(ctx) // closes sub.C(), so the workers return
-	wg.Wait()
-	conn.Disconnect(ctx)
 	sort.Strings(done)
-	fmt.Println(done, sub.Err())
-	// Output: [job-0 job-1 job-2 job-3 job-4] <nil>
+	fmt.Println(done, "acked:", pool.Stats().Acked)
+	// Output: [job-0 job-1 job-2 job-3 job-4] acked: 5
 }
 
 // Receipts are futures: ask for one with WithReceipt on any call, keep

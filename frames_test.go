@@ -81,16 +81,24 @@ func TestFrameBytes(t *testing.T) {
 				}
 			case V11:
 				p.ExpectBytes(w("ACK", "", "message-id", "m-1", "subscription", "mine"))
+				if err := m.Nack(ctx); !errors.Is(err, ErrAlreadyAcked) {
+					t.Fatalf("Nack after Ack: %v", err)
+				}
+				m = nackable(t, p, s2)
 				if err := m.Nack(ctx); err != nil {
 					t.Fatal(err)
 				}
-				p.ExpectBytes(w("NACK", "", "message-id", "m-1", "subscription", "mine"))
+				p.ExpectBytes(w("NACK", "", "message-id", "m-1b", "subscription", "mine"))
 			case V12:
 				p.ExpectBytes(w("ACK", "", "id", "a-1"))
+				if err := m.Ack(ctx); !errors.Is(err, ErrAlreadyAcked) {
+					t.Fatalf("second Ack: %v", err)
+				}
+				m = nackable(t, p, s2)
 				if err := m.Nack(ctx); err != nil {
 					t.Fatal(err)
 				}
-				p.ExpectBytes(w("NACK", "", "id", "a-1"))
+				p.ExpectBytes(w("NACK", "", "id", "a-1b"))
 			}
 
 			// Auto-mode messages cannot be acked.
@@ -214,4 +222,12 @@ func TestJSON(t *testing.T) {
 	if err := recv(t, sub.C()).JSON(&got); err == nil {
 		t.Fatal("bad JSON decoded")
 	}
+}
+
+// nackable has the peer deliver a second message to s (an ack settles a
+// message once: a NACK needs another).
+func nackable(t *testing.T, p *stomptest.Peer, s *Subscription) Message {
+	t.Helper()
+	p.Send("MESSAGE", "body", "subscription", "mine", "destination", "/queue/a", "message-id", "m-1b", "ack", "a-1b")
+	return recv(t, s.C())
 }

@@ -102,7 +102,7 @@ func consume(ctx context.Context, sub *stomp.Subscription, n int, l *ledger, sta
 // resolved with ErrConnectionLost), until each is receipted: an
 // at-least-once producer. It returns how many SEND frames it made.
 func produce(ctx context.Context, t *testing.T, c *stomp.Conn, dest string, bodies []string, window int,
-	onReceipted func(n int), headers ...stomp.CallOption) int {
+	onReceipted func(n int), headers ...stomp.SendOption) int {
 	t.Helper()
 	type sent struct {
 		body string
@@ -138,7 +138,7 @@ func produce(ctx context.Context, t *testing.T, c *stomp.Conn, dest string, bodi
 	})
 	for b := range todo {
 		var r *stomp.Receipt
-		opts := append([]stomp.CallOption{stomp.WithReceipt(&r)}, headers...)
+		opts := append([]stomp.SendOption{stomp.WithReceipt(&r)}, headers...)
 		err := c.Send(ctx, dest, []byte(b), opts...)
 		sends.Add(1)
 		if err != nil && !errors.Is(err, stomp.ErrConnectionLost) {

@@ -24,21 +24,37 @@ type Message struct {
 	sub  *Subscription // the subscription it came for, live or ended; nil if never made here
 	conn *Conn
 	sess *session // the session that delivered it: its ack ids mean nothing to another
+	seq  uint64   // its place in the subscription's ack tracker (client ack modes)
+	// acker settles a message made by NewTestMessage instead of a Conn.
+	acker Acker
 }
 
 // Ack acknowledges the message, with the headers the negotiated version
 // wants: message-id in 1.0; message-id and subscription in 1.1; id, the
-// MESSAGE's ack header, in 1.2. In AckClient mode it also acknowledges
-// every earlier message of the subscription. It returns ErrAutoAck for a
-// message of an AckAuto subscription, ErrNotAckable for one without the
-// needed header, ErrSubscriptionEnded, sending nothing, once the
-// message's subscription was ended by Unsubscribe or an overflow (the
-// broker redelivers the message), and ErrStaleMessage, sending nothing,
-// for a message delivered on a transport that has since been lost (the
-// broker has taken it back and redelivers it). It blocks until the ACK is
-// in the write buffer, as Send does, or ctx ends (see
-// Conn.Send for what is sent then); WithReceipt asks the server to
-// confirm.
+// MESSAGE's ack header, in 1.2. Ack and Nack are safe to call from any
+// number of goroutines, in any order:
+//
+//   - In AckClient mode, where an ACK frame covers every earlier message of
+//     the subscription, the client keeps the delivery order and sends one
+//     cumulative ACK only for the prefix of messages that are all settled:
+//     an Ack of a message while an earlier one is still unsettled records it
+//     and returns nil at once, sending nothing; the ACK that covers it goes
+//     out with the settlement that completes the prefix (and a receipt asked
+//     for resolves with that frame's). No frame ever covers a message still
+//     in work.
+//   - A second Ack or Nack of a message returns ErrAlreadyAcked and sends
+//     nothing.
+//
+// It returns ErrAutoAck for a message of an AckAuto subscription,
+// ErrNotAckable for one without the needed header, ErrSubscriptionEnded,
+// sending nothing, once the message's subscription was ended by
+// Unsubscribe, an overflow or a cancelled Subscribe (the broker redelivers
+// the message), and ErrStaleMessage, sending nothing, for a message
+// delivered on a transport that has since been lost (the broker has taken
+// it back and redelivers it). It blocks until the frame is in the write
+// buffer, as Send does, or ctx ends (see Conn.Send for what is sent then; in AckClient mode the
+// settlement is then undone if its frame was not taken); WithReceipt asks
+// the server to confirm. A message made by NewTestMessage calls its Acker.
 func (m Message) Ack(ctx context.Context, opts ...CallOption) error {
 	return m.conn.ackFrame(ctx, frame.CmdAck, nil, m, opts)
 }
@@ -51,6 +67,9 @@ func (m Message) Nack(ctx context.Context, opts ...CallOption) error {
 }
 
 func (c *Conn) ackFrame(ctx context.Context, cmd string, tx *Tx, m Message, opts []CallOption) error {
+	if m.acker != nil {
+		return testSettle(ctx, cmd, m, opts)
+	}
 	if m.mode == AckAuto {
 		return settleOpts(opts, ErrAutoAck)
 	}
@@ -70,30 +89,20 @@ func (c *Conn) ackFrame(ctx context.Context, cmd string, tx *Tx, m Message, opts
 	if cmd == frame.CmdNack && v == V10 {
 		return settleOpts(opts, ErrNackUnsupported)
 	}
-	req := c.newRequest(cmd)
-	cc := &req.cc
+	var cc callConfig
 	if err := cc.apply(opts); err != nil {
-		cc.settle(err)
-		freeRequest(req)
-		return err
+		return cc.settle(err)
 	}
+	if m.sub != nil && m.sub.acks != nil && m.sess != nil {
+		return c.settle(ctx, m.sub.acks, cmd, tx, m, &cc)
+	}
+	s := m.sess
+	if s == nil {
+		s = c.lastSession()
+	}
+	req := c.ackRequest(cmd, s, m.ack, m.Subscription, tx, &cc)
 	req.bound = m.sess
-	h := &req.f.Header
-	switch v {
-	case V10:
-		h.Add(frame.HdrMessageID, m.ack)
-	case V11:
-		h.Add(frame.HdrMessageID, m.ack)
-		h.Add(frame.HdrSubscription, m.Subscription)
-	default:
-		h.Add(frame.HdrID, m.ack)
-	}
-	if tx != nil {
-		h.Add(frame.HdrTransaction, tx.id)
-		req.tx = tx
-	}
-	addHeaders(h, cc.headers)
-	return c.do(ctx, req, cc)
+	return c.do(ctx, req, &cc)
 }
 
 // Send sends a SEND frame with body to dest and returns once the frame is
@@ -115,14 +124,14 @@ func (c *Conn) ackFrame(ctx context.Context, cmd string, tx *Tx, m Message, opts
 // or more, which the writer writes straight from the caller's slice, keeps
 // Send waiting after ctx ends until it is written (bounded by
 // WithWriteTimeout). Concurrent Sends are batched into one write.
-func (c *Conn) Send(ctx context.Context, dest string, body []byte, opts ...CallOption) error {
+func (c *Conn) Send(ctx context.Context, dest string, body []byte, opts ...SendOption) error {
 	return c.send(ctx, nil, dest, body, opts)
 }
 
-func (c *Conn) send(ctx context.Context, tx *Tx, dest string, body []byte, opts []CallOption) error {
+func (c *Conn) send(ctx context.Context, tx *Tx, dest string, body []byte, opts []SendOption) error {
 	req := c.newRequest(frame.CmdSend)
 	cc := &req.cc
-	if err := cc.apply(opts); err != nil {
+	if err := cc.applySend(opts); err != nil {
 		cc.settle(err)
 		freeRequest(req)
 		return err

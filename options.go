@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/stompout/stomp/frame"
@@ -79,6 +80,7 @@ type config struct {
 	shuffleSet      bool
 	redial          func(context.Context) (io.ReadWriteCloser, error)
 	dialer          *net.Dialer
+	wsHeader        http.Header
 	onState         func(StateChange)
 	err             error // the first invalid option
 }
@@ -311,6 +313,16 @@ func WithDialer(d *net.Dialer) Option {
 	}
 }
 
+// WithWebSocketHeader sets HTTP headers of the WebSocket handshake that
+// Dial makes for ws:// and wss:// addresses (a gateway's cookie or bearer
+// token, an Origin); they are sent again on every reconnect. h is copied.
+// Headers the handshake sets itself (Upgrade, Sec-WebSocket-*) cannot be
+// overridden.
+func WithWebSocketHeader(h http.Header) Option {
+	h = h.Clone()
+	return func(c *config) { c.wsHeader = h }
+}
+
 // WithOutageWait says what calls do while the Conn is reconnecting: wait
 // for the next transport, bounded by their ctx (true, the default), or
 // fail at once with ErrNotConnected (false). Either way at most
@@ -354,11 +366,44 @@ func WithStateListener(f func(StateChange)) Option {
 	return func(c *config) { c.onState = f }
 }
 
-// CallOption configures one frame sent by a call: Send, Subscribe,
-// Unsubscribe, Ack, Nack, Begin, Commit, Abort and the Tx methods all take
-// them. An option that makes no sense for a frame (WithAck on Send, say) is
-// ignored.
-type CallOption func(*callConfig)
+// Options of calls are typed by the call they apply to, so that an option
+// that makes no sense for a call (WithAck on Send, WithContentType on
+// Subscribe) does not compile:
+//
+//   - SendOption: Send, SendJSON, Request, Reply, Tx.Send, Tx.SendJSON
+//     (WithContentType, WithContentLength);
+//   - SubscribeOption: Subscribe (WithAck, WithID, WithBuffer,
+//     WithPrefetch, WithOverflow);
+//   - BeginOption: Begin (WithID);
+//   - CallOption: every call (WithHeader, WithReceipt); Unsubscribe, Ack,
+//     Nack, Commit and Abort take only these.
+//
+// A CallOption is a SendOption, a SubscribeOption and a BeginOption too.
+// Options are small values: passing them allocates at most what their
+// arguments need (WithHeader's pair, WithContentType's string).
+type CallOption interface {
+	SendOption
+	SubscribeOption
+	BeginOption
+}
+
+// SendOption configures a SEND frame (see CallOption).
+type SendOption interface{ applySend(*callConfig) }
+
+// SubscribeOption configures a SUBSCRIBE frame and its subscription (see
+// CallOption).
+type SubscribeOption interface{ applySubscribe(*callConfig) }
+
+// BeginOption configures a BEGIN frame and its transaction (see
+// CallOption).
+type BeginOption interface{ applyBegin(*callConfig) }
+
+// callOption is a CallOption that does f whatever the call.
+type callOption func(*callConfig)
+
+func (f callOption) applySend(cc *callConfig)      { f(cc) }
+func (f callOption) applySubscribe(cc *callConfig) { f(cc) }
+func (f callOption) applyBegin(cc *callConfig)     { f(cc) }
 
 type callConfig struct {
 	headers       [][2]string
@@ -373,10 +418,38 @@ type callConfig struct {
 	err           error
 }
 
+// apply applies the options of a call that takes only CallOptions.
 func (cc *callConfig) apply(opts []CallOption) error {
 	for _, o := range opts {
 		if o != nil {
-			o(cc)
+			o.applySend(cc) // a CallOption does the same whatever the call
+		}
+	}
+	return cc.err
+}
+
+func (cc *callConfig) applySend(opts []SendOption) error {
+	for _, o := range opts {
+		if o != nil {
+			o.applySend(cc)
+		}
+	}
+	return cc.err
+}
+
+func (cc *callConfig) applySubscribe(opts []SubscribeOption) error {
+	for _, o := range opts {
+		if o != nil {
+			o.applySubscribe(cc)
+		}
+	}
+	return cc.err
+}
+
+func (cc *callConfig) applyBegin(opts []BeginOption) error {
+	for _, o := range opts {
+		if o != nil {
+			o.applyBegin(cc)
 		}
 	}
 	return cc.err
@@ -392,90 +465,116 @@ func (cc *callConfig) fail(format string, args ...any) {
 // itself; on a repeated key the first entry wins, so WithHeader cannot
 // override them. Use it for broker extensions: persistent, expires,
 // priority, reply-to, selector, x-queue-name, activemq.subscriptionName...
-func WithHeader(key, value string) CallOption {
-	return func(cc *callConfig) { cc.headers = append(cc.headers, [2]string{key, value}) }
-}
+func WithHeader(key, value string) CallOption { return headerOption{key, value} }
+
+type headerOption [2]string
+
+func (o headerOption) applySend(cc *callConfig)      { cc.headers = append(cc.headers, [2]string(o)) }
+func (o headerOption) applySubscribe(cc *callConfig) { cc.headers = append(cc.headers, [2]string(o)) }
+func (o headerOption) applyBegin(cc *callConfig)     { cc.headers = append(cc.headers, [2]string(o)) }
 
 // WithReceipt asks the server for a RECEIPT of the frame and stores the
 // future in *r before the call returns, whatever it returns: if the frame
 // could not be sent, the future is already resolved with that error. The
 // call itself does not wait for the receipt; use r.Wait or r.Done.
-func WithReceipt(r **Receipt) CallOption {
-	return func(cc *callConfig) {
-		if r == nil {
-			cc.fail("WithReceipt(nil)")
-			return
-		}
-		cc.receipt = r
+func WithReceipt(r **Receipt) CallOption { return receiptOption{r} }
+
+type receiptOption struct{ r **Receipt }
+
+func (o receiptOption) applySend(cc *callConfig)      { o.apply(cc) }
+func (o receiptOption) applySubscribe(cc *callConfig) { o.apply(cc) }
+func (o receiptOption) applyBegin(cc *callConfig)     { o.apply(cc) }
+
+func (o receiptOption) apply(cc *callConfig) {
+	if o.r == nil {
+		cc.fail("WithReceipt(nil)")
+		return
 	}
+	cc.receipt = o.r
 }
 
 // WithContentType sets the content-type header of a SEND.
-func WithContentType(ct string) CallOption {
-	return func(cc *callConfig) { cc.contentType = ct }
-}
+func WithContentType(ct string) SendOption { return contentTypeOption(ct) }
+
+type contentTypeOption string
+
+func (o contentTypeOption) applySend(cc *callConfig) { cc.contentType = string(o) }
 
 // WithContentLength turns the content-length header of a SEND on or off.
 // It is on by default, as the specification recommends; turn it off for
 // ActiveMQ to deliver a JMS TextMessage instead of a BytesMessage. A body
 // containing a NUL byte cannot be sent without it.
-func WithContentLength(on bool) CallOption {
-	return func(cc *callConfig) {
-		if on {
-			cc.contentLength = 1
-		} else {
-			cc.contentLength = -1
-		}
+func WithContentLength(on bool) SendOption { return contentLengthOption(on) }
+
+type contentLengthOption bool
+
+func (o contentLengthOption) applySend(cc *callConfig) {
+	if o {
+		cc.contentLength = 1
+	} else {
+		cc.contentLength = -1
 	}
 }
 
 // WithAck sets the ack mode of a subscription (AckAuto by default).
-func WithAck(mode AckMode) CallOption {
-	return func(cc *callConfig) {
-		if !mode.valid() {
-			cc.fail("unknown ack mode %q", mode)
-			return
-		}
-		cc.ack = mode
+func WithAck(mode AckMode) SubscribeOption { return ackOption(mode) }
+
+type ackOption AckMode
+
+func (o ackOption) applySubscribe(cc *callConfig) {
+	if !AckMode(o).valid() {
+		cc.fail("unknown ack mode %q", string(o))
+		return
 	}
+	cc.ack = AckMode(o)
 }
 
 // WithID sets the id of a subscription or transaction instead of a
 // generated one ("sub-N", "tx-N").
-func WithID(id string) CallOption {
-	return func(cc *callConfig) {
-		if id == "" {
-			cc.fail("empty id")
-			return
-		}
-		cc.id = id
+func WithID(id string) IDOption { return IDOption{id} }
+
+// IDOption is WithID's option: both a SubscribeOption and a BeginOption.
+type IDOption struct{ id string }
+
+func (o IDOption) applySubscribe(cc *callConfig) { o.apply(cc) }
+func (o IDOption) applyBegin(cc *callConfig)     { o.apply(cc) }
+
+func (o IDOption) apply(cc *callConfig) {
+	if o.id == "" {
+		cc.fail("empty id")
+		return
 	}
+	cc.id = o.id
 }
 
 // WithBuffer sets the buffer size of one subscription's channel, instead
 // of the connection's WithSubscriptionBuffer. It must be at least 1.
-func WithBuffer(n int) CallOption {
-	return func(cc *callConfig) {
-		if n < 1 {
-			cc.fail("buffer %d < 1", n)
-			return
-		}
-		cc.buffer = n
+func WithBuffer(n int) SubscribeOption { return bufferOption(n) }
+
+type bufferOption int
+
+func (o bufferOption) applySubscribe(cc *callConfig) {
+	if o < 1 {
+		cc.fail("buffer %d < 1", int(o))
+		return
 	}
+	cc.buffer = int(o)
 }
 
 // WithPrefetch limits how many unacknowledged messages the broker sends a
 // client or client-individual subscription: it sends both prefetch-count
 // (RabbitMQ) and activemq.prefetchSize (ActiveMQ). Keeping it at or below
 // the subscription's buffer means the buffer can never overflow.
-func WithPrefetch(n int) CallOption {
-	return func(cc *callConfig) {
-		if n < 1 {
-			cc.fail("prefetch %d < 1", n)
-			return
-		}
-		cc.prefetch = n
+func WithPrefetch(n int) SubscribeOption { return prefetchOption(n) }
+
+type prefetchOption int
+
+func (o prefetchOption) applySubscribe(cc *callConfig) {
+	if o < 1 {
+		cc.fail("prefetch %d < 1", int(o))
+		return
 	}
+	cc.prefetch = int(o)
 }
 
 // Overflow is what a subscription does when its channel is full and a
@@ -502,14 +601,16 @@ const (
 
 // WithOverflow sets what a subscription does when its channel is full
 // (OverflowBlock by default).
-func WithOverflow(o Overflow) CallOption {
-	return func(cc *callConfig) {
-		if o < OverflowBlock || o > OverflowDrop {
-			cc.fail("unknown overflow policy %d", o)
-			return
-		}
-		cc.overflow = o
+func WithOverflow(o Overflow) SubscribeOption { return overflowOption(o) }
+
+type overflowOption Overflow
+
+func (o overflowOption) applySubscribe(cc *callConfig) {
+	if o < overflowOption(OverflowBlock) || o > overflowOption(OverflowDrop) {
+		cc.fail("unknown overflow policy %d", int(o))
+		return
 	}
+	cc.overflow = Overflow(o)
 }
 
 // settle keeps WithReceipt's promise for a call that returns err before it
@@ -526,11 +627,11 @@ func (cc *callConfig) settle(err error) error {
 
 // settleOpts is settle for a call that returns before applying its
 // options.
-func settleOpts(opts []CallOption, err error) error {
+func settleOpts[O any](opts []O, err error) error {
 	var cc callConfig
 	for _, o := range opts {
-		if o != nil {
-			o(&cc)
+		if r, ok := any(o).(receiptOption); ok {
+			r.apply(&cc)
 		}
 	}
 	return cc.settle(err)

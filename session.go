@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stompout/stomp/frame"
@@ -41,6 +42,9 @@ type session struct {
 	ctrl    []*frame.Frame // frames queued without blocking (guarded by ctrlMu)
 
 	wroteDisconnect bool // owned by the writer goroutine: nothing is written after DISCONNECT
+	// disconnectOut is set by the writer once DISCONNECT is in its buffer:
+	// from then on the server closing the transport is a clean end.
+	disconnectOut atomic.Bool
 
 	ctx    context.Context // ended when the session fails: the goroutines stop
 	cancel context.CancelFunc

@@ -66,7 +66,7 @@ func (s *session) readError(err error) error {
 	if s.ctx.Err() != nil {
 		return s.endErr() // fail has run: its cause is the story
 	}
-	if s.c.disconnecting.Load() && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetClosed(err)) {
+	if s.disconnectOut.Load() && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetClosed(err)) {
 		return nil // the server closed after our DISCONNECT: a clean end
 	}
 	if errors.Is(err, io.EOF) {
@@ -135,11 +135,17 @@ func (c *Conn) dispatch(s *session, f *frame.Frame) {
 	} else {
 		m.ack = m.ID
 	}
+	if c.routeReply(&m, id) {
+		return
+	}
 	if sub != nil {
 		if !ok {
 			m.Subscription = sub.id
 		}
 		m.mode, m.sub = sub.ack, sub
+		if sub.acks != nil {
+			m.seq = sub.acks.delivered(s, m.ack)
+		}
 		if sub.deliver(m) {
 			return
 		}
@@ -171,6 +177,9 @@ func (c *Conn) toUnrouted(m Message) {
 	select {
 	case c.unrouted <- m:
 	default:
+		if m.sub != nil {
+			m.sub.unroutedDropped.Add(1)
+		}
 		n := c.unroutedDropped.Add(1)
 		c.log.Warn("stomp: unrouted message dropped: Unrouted channel full",
 			"subscription", m.Subscription, "destination", m.Destination, "message-id", m.ID, "dropped", n)

@@ -209,6 +209,7 @@ func (s *session) writeBatch(ctrl []*frame.Frame, batch []*request, dirty bool) 
 			switch req.f.Command {
 			case frame.CmdDisconnect:
 				s.wroteDisconnect = true
+				s.disconnectOut.Store(true)
 			case frame.CmdBegin:
 				req.tx.sess.Store(s)
 			case frame.CmdCommit, frame.CmdAbort:

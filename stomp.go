@@ -27,8 +27,9 @@ const (
 	// AckAuto: the broker considers a message acknowledged once it sends it.
 	// Message.Ack and Message.Nack return ErrAutoAck.
 	AckAuto AckMode = "auto"
-	// AckClient: an ACK acknowledges the message and every earlier one of
-	// the subscription (cumulative).
+	// AckClient: an ACK frame acknowledges the message and every earlier
+	// one of the subscription (cumulative). Message.Ack keeps the order:
+	// it sends one only for the prefix of messages all settled.
 	AckClient AckMode = "client"
 	// AckClientIndividual: an ACK or NACK applies to one message only.
 	AckClientIndividual AckMode = "client-individual"

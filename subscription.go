@@ -56,6 +56,14 @@ type Subscription struct {
 	unsubscribing atomic.Bool   // an UNSUBSCRIBE is queued or sent
 	unsubMu       chan struct{} // capacity 1: held by the Unsubscribe in progress
 	dropped       atomic.Uint64 // OverflowDrop: messages dropped
+	// acks orders the settlements of a client ack mode (nil in AckAuto).
+	acks *ackTracker
+	// retired is set once the subscription was ended while the Conn lives
+	// (Unsubscribe, an overflow, a cancelled Subscribe): the broker no
+	// longer knows its ack ids.
+	retired atomic.Bool
+	// unroutedDropped counts its late messages dropped from a full Unrouted.
+	unroutedDropped atomic.Uint64
 
 	mu      sync.Mutex // guards the fields below and sends on ch
 	ended   bool
@@ -79,14 +87,14 @@ type queued struct {
 // may share a destination. It blocks until the frame is flushed, or ctx
 // ends (ctx.Err(); if the writer had already taken the SUBSCRIBE, an
 // UNSUBSCRIBE follows it).
-func (c *Conn) Subscribe(ctx context.Context, dest string, opts ...CallOption) (*Subscription, error) {
+func (c *Conn) Subscribe(ctx context.Context, dest string, opts ...SubscribeOption) (*Subscription, error) {
 	var cc callConfig
-	if err := cc.apply(opts); err != nil {
+	if err := cc.applySubscribe(opts); err != nil {
 		return nil, cc.settle(err)
 	}
 	id := cc.id
 	if id == "" {
-		id = c.subIDs.next("sub-")
+		id = c.newSubID()
 	}
 	ack := cc.ack
 	if ack == "" {
@@ -124,11 +132,18 @@ func (c *Conn) Subscribe(ctx context.Context, dest string, opts ...CallOption) (
 		overflow: cc.overflow,
 		unsubMu:  make(chan struct{}, 1),
 	}
+	if ack != AckAuto {
+		s.acks = newAckTracker(ack, id)
+	}
 	req.sub = s
 	// Registered before the frame goes out: the first MESSAGE may follow
 	// the SUBSCRIBE at once.
 	if err := c.addSub(s); err != nil {
 		freeRequest(req)
+		if cc.id == "" && errors.Is(err, errSubIDInUse) {
+			// A WithID took the generated id meanwhile: pick another.
+			return c.Subscribe(ctx, dest, opts...)
+		}
 		return nil, cc.settle(err)
 	}
 	if pending, err := c.doPending(ctx, req, &cc); err != nil {
@@ -156,12 +171,31 @@ func (c *Conn) addSub(s *Subscription) error {
 	}
 	old := *c.subs.Load()
 	if _, dup := old[s.id]; dup {
-		return fmt.Errorf("stomp: subscription id %q is in use", s.id)
+		return fmt.Errorf("%w: %q", errSubIDInUse, s.id)
 	}
 	m := maps.Clone(old)
 	m[s.id] = s
 	c.subs.Store(&m)
 	return nil
+}
+
+// errSubIDInUse: Subscribe with the id of a live subscription.
+var errSubIDInUse = errors.New("stomp: subscription id is in use")
+
+// newSubID generates a subscription id ("sub-N") that names no live
+// subscription, nor one that ended recently (whose late messages would
+// otherwise reach the new one): an id chosen by WithID may have taken N.
+func (c *Conn) newSubID() string {
+	for {
+		id := c.subIDs.next("sub-")
+		c.mu.Lock()
+		_, live := (*c.subs.Load())[id]
+		_, retired := c.retired.byID[id]
+		c.mu.Unlock()
+		if !live && !retired {
+			return id
+		}
+	}
 }
 
 func (c *Conn) removeSub(s *Subscription) {
@@ -175,6 +209,7 @@ func (c *Conn) removeSub(s *Subscription) {
 	delete(m, s.id)
 	c.subs.Store(&m)
 	c.retired.add(s)
+	s.retired.Store(true)
 }
 
 // retiredSubs remembers the last maxRetired subscriptions that ended while
@@ -286,9 +321,7 @@ func (s *Subscription) isEnded() bool {
 // endedHere reports whether the subscription was ended by Unsubscribe or
 // an overflow while its connection lives on.
 func (s *Subscription) endedHere() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ended && (s.err == nil || s.err == ErrSlowConsumer)
+	return s.retired.Load()
 }
 
 // end ends the subscription once, recording why: the channel is closed
@@ -325,6 +358,9 @@ func (s *Subscription) deliver(m Message) bool {
 	switch s.overflow {
 	case OverflowDrop:
 		s.mu.Unlock()
+		if s.acks != nil {
+			s.acks.dropped(&m)
+		}
 		n := s.dropped.Add(1)
 		s.conn.log.Warn("stomp: subscription buffer full: message dropped (OverflowDrop)",
 			"subscription", s.id, "destination", s.dest, "message-id", m.ID, "dropped", n)
@@ -425,3 +461,9 @@ func (s *Subscription) Backlog() int {
 	defer s.mu.Unlock()
 	return len(s.backlog) + int(s.held.Load())
 }
+
+// UnroutedDropped returns how many of the subscription's late messages
+// (those the server sent after it ended, which go to Conn.Unrouted) were
+// dropped because the Unrouted channel was full; Conn.UnroutedDropped
+// counts the drops of the whole Conn.
+func (s *Subscription) UnroutedDropped() uint64 { return s.unroutedDropped.Load() }

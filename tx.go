@@ -41,9 +41,9 @@ type Tx struct {
 // Options: WithID (default "tx-N"), WithHeader, WithReceipt. If ctx ends
 // first, it returns ctx.Err(); if the writer had already taken the BEGIN,
 // an ABORT follows it.
-func (c *Conn) Begin(ctx context.Context, opts ...CallOption) (*Tx, error) {
+func (c *Conn) Begin(ctx context.Context, opts ...BeginOption) (*Tx, error) {
 	var cc callConfig
-	if err := cc.apply(opts); err != nil {
+	if err := cc.applyBegin(opts); err != nil {
 		return nil, cc.settle(err)
 	}
 	id := cc.id
@@ -136,7 +136,7 @@ func (t *Tx) abort(ctx context.Context) error {
 func (t *Tx) ID() string { return t.id }
 
 // Send sends a SEND frame in the transaction; see Conn.Send.
-func (t *Tx) Send(ctx context.Context, dest string, body []byte, opts ...CallOption) error {
+func (t *Tx) Send(ctx context.Context, dest string, body []byte, opts ...SendOption) error {
 	if t.done.Load() {
 		return settleOpts(opts, t.doneErr())
 	}
@@ -144,14 +144,20 @@ func (t *Tx) Send(ctx context.Context, dest string, body []byte, opts ...CallOpt
 }
 
 // SendJSON sends v as JSON in the transaction; see Conn.SendJSON.
-func (t *Tx) SendJSON(ctx context.Context, dest string, v any, opts ...CallOption) error {
+func (t *Tx) SendJSON(ctx context.Context, dest string, v any, opts ...SendOption) error {
 	if t.done.Load() {
 		return settleOpts(opts, t.doneErr())
 	}
 	return t.conn.sendJSON(ctx, t, dest, v, opts)
 }
 
-// Ack acknowledges m in the transaction; see Message.Ack.
+// Ack acknowledges m in the transaction; see Message.Ack. The client
+// counts it as m's settlement whatever becomes of the transaction: a second
+// Ack or Nack of m returns ErrAlreadyAcked, even after Abort (the broker then
+// redelivers m once the subscription or the connection ends; in AckClient
+// mode a later cumulative ACK of the subscription covers it). In AckClient
+// mode it returns ErrAckOrder while an earlier message of the subscription
+// is unsettled.
 func (t *Tx) Ack(ctx context.Context, m Message, opts ...CallOption) error {
 	if t.done.Load() {
 		return settleOpts(opts, t.doneErr())

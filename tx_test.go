@@ -135,7 +135,7 @@ func TestTxSendRacingCommit(t *testing.T) {
 	p.Expect("BEGIN")
 	// An option that holds the calls after their ErrTxDone check.
 	entered, release := make(chan struct{}, 2), make(chan struct{})
-	hold := CallOption(func(*callConfig) { entered <- struct{}{}; <-release })
+	hold := callOption(func(*callConfig) { entered <- struct{}{}; <-release })
 	send := async(func() error { return tx.Send(ctx, "/q", []byte("late"), hold) })
 	ack := async(func() error { return tx.Ack(ctx, Message{mode: AckClient, conn: c, ack: "m"}, hold) })
 	<-entered

@@ -132,7 +132,7 @@ func TestTopicBurstToHalfSpeedSubscriber(t *testing.T) {
 	const warm = 10000
 	start := time.Now()
 	for i := range warm {
-		var opts []stomp.CallOption
+		var opts []stomp.SendOption
 		var r *stomp.Receipt
 		if i == warm-1 {
 			opts = append(opts, stomp.WithReceipt(&r))
@@ -194,7 +194,7 @@ func TestTopicBurstToHalfSpeedSubscriber(t *testing.T) {
 	var r *stomp.Receipt
 	for i := range n {
 		binary.BigEndian.PutUint64(body, uint64(i))
-		var opts []stomp.CallOption
+		var opts []stomp.SendOption
 		if i == n-1 {
 			opts = append(opts, stomp.WithReceipt(&r))
 		}
@@ -299,7 +299,7 @@ func TestStuckSubscriberCutOff(t *testing.T) {
 	var r *stomp.Receipt
 	for i := range n {
 		binary.BigEndian.PutUint64(body, uint64(i))
-		var opts []stomp.CallOption
+		var opts []stomp.SendOption
 		if i == n-1 {
 			opts = append(opts, stomp.WithReceipt(&r))
 		}

@@ -134,7 +134,7 @@ func (s stompoutClient) sendPipelined(ctx context.Context, dest string, n, windo
 }
 
 func (s stompoutClient) subscribe(ctx context.Context, dest, ack string) (e2eSub, error) {
-	opts := []stomp.CallOption{stomp.WithAck(stomp.AckMode(ack))}
+	opts := []stomp.SubscribeOption{stomp.WithAck(stomp.AckMode(ack))}
 	if ack != "auto" {
 		opts = append(opts, stomp.WithPrefetch(prefetch))
 	}

@@ -298,7 +298,7 @@ func (c *benchConfig) run(ctx context.Context, dial func(context.Context) (*stom
 	}
 	res.Version = prods[0].Version()
 
-	subOpts := []stomp.CallOption{stomp.WithAck(c.ack), stomp.WithBuffer(c.buffer)}
+	subOpts := []stomp.SubscribeOption{stomp.WithAck(c.ack), stomp.WithBuffer(c.buffer)}
 	if c.ack != stomp.AckAuto {
 		p := c.prefetch
 		if p == 0 {
@@ -436,7 +436,7 @@ func (c *benchConfig) run(ctx context.Context, dial func(context.Context) (*stom
 						}
 					}
 				}
-				opts := []stomp.CallOption{stomp.WithHeader(benchHeader, run+":"+strconv.FormatInt(stamp.UnixNano(), 10))}
+				opts := []stomp.SendOption{stomp.WithHeader(benchHeader, run+":"+strconv.FormatInt(stamp.UnixNano(), 10))}
 				var r *stomp.Receipt
 				if c.receipts {
 					opts = append(opts, stomp.WithReceipt(&r))

@@ -124,15 +124,16 @@ func (c *connFlags) statusOut(status io.Writer) io.Writer {
 	return status
 }
 
-// headerOpts turns -H key:value flags into call options.
-func (c *connFlags) headerOpts() ([]stomp.CallOption, error) {
-	var opts []stomp.CallOption
+// headerOpts turns -H key:value flags into options of the calls that take
+// O (stomp.SendOption, stomp.SubscribeOption, ...).
+func headerOpts[O any](c *connFlags) ([]O, error) {
+	var opts []O
 	for _, h := range c.headers {
 		k, v, ok := strings.Cut(h, ":")
 		if !ok || k == "" {
 			return nil, fmt.Errorf("bad -H %q: want key:value", h)
 		}
-		opts = append(opts, stomp.WithHeader(k, v))
+		opts = append(opts, any(stomp.WithHeader(k, v)).(O))
 	}
 	return opts, nil
 }

@@ -98,7 +98,7 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	defer producer.Close()
 	var receipts []*stomp.Receipt
 	for i := range *n {
-		var opts []stomp.CallOption
+		var opts []stomp.SendOption
 		var r *stomp.Receipt
 		if (i+1)%100 == 0 || i == *n-1 {
 			opts = append(opts, stomp.WithReceipt(&r))

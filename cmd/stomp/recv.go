@@ -47,11 +47,11 @@ func runRecv(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintf(stderr, "stomp recv: bad -a %q: want auto, client or client-individual\n", *ackMode)
 		return errUsage
 	}
-	callOpts, err := cf.headerOpts()
+	subOpts, err := headerOpts[stomp.SubscribeOption](&cf)
 	if err != nil {
 		return err
 	}
-	subOpts := append(callOpts, stomp.WithAck(mode))
+	subOpts = append(subOpts, stomp.WithAck(mode))
 	switch {
 	case *prefetch > 0:
 		subOpts = append(subOpts, stomp.WithPrefetch(*prefetch))
@@ -105,7 +105,7 @@ type receiver struct {
 
 // run subscribes and prints messages until count is reached, the
 // subscription ends, or ctx ends (then its error is ctx's).
-func (r *receiver) run(ctx context.Context, subOpts []stomp.CallOption) error {
+func (r *receiver) run(ctx context.Context, subOpts []stomp.SubscribeOption) error {
 	var rcpt *stomp.Receipt
 	if r.receipts {
 		subOpts = append(subOpts, stomp.WithReceipt(&rcpt))

@@ -46,7 +46,7 @@ func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintln(stderr, "stomp send: -d is required")
 		return errUsage
 	}
-	callOpts, err := cf.headerOpts()
+	callOpts, err := headerOpts[stomp.SendOption](&cf)
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func runSend(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 type sender struct {
 	conn     *stomp.Conn
 	dest     string
-	opts     []stomp.CallOption
+	opts     []stomp.SendOption
 	receipts bool
 
 	pending      []unconfirmed // oldest first
