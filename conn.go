@@ -56,7 +56,7 @@ type Conn struct {
 
 	replies replyState // Request's reply routing (reply.go)
 
-	disconnecting atomic.Bool // Disconnect was called: end, do not reconnect
+	disconnecting atomic.Bool   // Disconnect was called: end, do not reconnect
 	ignoredErrors atomic.Uint64 // ERROR frames that ended nothing (see ignorableError)
 
 	mu      sync.Mutex // guards the fields below; never held while blocking or across another lock
