@@ -59,6 +59,15 @@ func (m Message) Ack(ctx context.Context, opts ...CallOption) error {
 	return m.conn.ackFrame(ctx, frame.CmdAck, nil, m, opts)
 }
 
+// AckReceipt is Ack asking the server for a RECEIPT of the ACK, and returns
+// its future (never nil; see SendReceipt). In AckClient mode it resolves
+// once the cumulative ACK that covers the message is confirmed.
+func (m Message) AckReceipt(ctx context.Context, opts ...CallOption) (*Receipt, error) {
+	var r *Receipt
+	err := m.Ack(ctx, append(opts, WithReceipt(&r))...)
+	return r, err
+}
+
 // Nack tells the server the message was not consumed (STOMP 1.1 and 1.2;
 // on 1.0 it returns ErrNackUnsupported). RabbitMQ redelivers the message.
 // Otherwise it behaves as Ack.
@@ -126,6 +135,18 @@ func (c *Conn) ackFrame(ctx context.Context, cmd string, tx *Tx, m Message, opts
 // WithWriteTimeout). Concurrent Sends are batched into one write.
 func (c *Conn) Send(ctx context.Context, dest string, body []byte, opts ...SendOption) error {
 	return c.send(ctx, nil, dest, body, opts)
+}
+
+// SendReceipt is Send asking the server for a RECEIPT, and returns the
+// future of that RECEIPT: the proof that the broker has the message once
+// r.Wait returns nil (an error matching ErrConnectionLost means the outcome
+// is unknown). The Receipt is never nil: if the frame could not be sent it
+// is already resolved with the error SendReceipt returns. It allocates the
+// Receipt.
+func (c *Conn) SendReceipt(ctx context.Context, dest string, body []byte, opts ...SendOption) (*Receipt, error) {
+	var r *Receipt
+	err := c.Send(ctx, dest, body, append(opts, WithReceipt(&r))...)
+	return r, err
 }
 
 func (c *Conn) send(ctx context.Context, tx *Tx, dest string, body []byte, opts []SendOption) error {

@@ -476,7 +476,9 @@ func (o headerOption) applyBegin(cc *callConfig)     { cc.headers = append(cc.he
 // WithReceipt asks the server for a RECEIPT of the frame and stores the
 // future in *r before the call returns, whatever it returns: if the frame
 // could not be sent, the future is already resolved with that error. The
-// call itself does not wait for the receipt; use r.Wait or r.Done.
+// call itself does not wait for the receipt; use r.Wait or r.Done. The
+// calls that ask for receipts most, Conn.SendReceipt, Message.AckReceipt
+// and Tx.CommitReceipt, return the future instead.
 func WithReceipt(r **Receipt) CallOption { return receiptOption{r} }
 
 type receiptOption struct{ r **Receipt }

@@ -99,8 +99,8 @@ func (c *Conn) Transact(ctx context.Context, fn func(tx *Tx) error) (err error) 
 		}
 		return err
 	}
-	var r *Receipt
-	if err := tx.Commit(ctx, WithReceipt(&r)); err != nil {
+	r, err := tx.CommitReceipt(ctx)
+	if err != nil {
 		if !tx.done.Load() { // the COMMIT was not sent: do not leave it open
 			tx.abort(ctx)
 		}
@@ -181,6 +181,15 @@ func (t *Tx) Nack(ctx context.Context, m Message, opts ...CallOption) error {
 // done.
 func (t *Tx) Commit(ctx context.Context, opts ...CallOption) error {
 	return t.end(ctx, frame.CmdCommit, opts)
+}
+
+// CommitReceipt is Commit asking the server for a RECEIPT of the COMMIT,
+// and returns its future (never nil; see SendReceipt): once r.Wait returns
+// nil, the broker has applied the transaction.
+func (t *Tx) CommitReceipt(ctx context.Context, opts ...CallOption) (*Receipt, error) {
+	var r *Receipt
+	err := t.Commit(ctx, append(opts, WithReceipt(&r))...)
+	return r, err
 }
 
 // Abort sends ABORT and returns once it is flushed; see Commit.
