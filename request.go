@@ -22,7 +22,7 @@ type request struct {
 	rcpt  *Receipt     // the receipt asked for, registered with the session that writes the frame
 	// bound is the session the frame belongs to (an ACK of a message it
 	// delivered, a frame of a transaction begun on it, DISCONNECT): the
-	// writer of any other session answers errSessionGone and writes
+	// writer of any other session refuses it (see session.refuse) and writes
 	// nothing. nil: any session.
 	bound *session
 	tx    *Tx           // the transaction the frame belongs to, or nil

@@ -262,16 +262,13 @@ func (s *session) disconnectEnd() error {
 	return s.cause
 }
 
-// addReceipt registers r before its frame is written; it reports false if
-// the session has already ended. Writer goroutine.
-func (s *session) addReceipt(r *Receipt) bool {
+// addReceipt registers r before its frame is written. Writer goroutine:
+// the session cannot have ended (wait resolves the receipts once the
+// writer has exited).
+func (s *session) addReceipt(r *Receipt) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.receipts == nil {
-		return false
-	}
 	s.receipts[r.id] = r
-	return true
+	s.mu.Unlock()
 }
 
 // queueCtrl queues a frame without blocking.

@@ -2,7 +2,6 @@ package stomp
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -14,11 +13,6 @@ import (
 // maxBatch bounds how many frames the writer takes in one batch, so that
 // callers get their answers even while others keep queueing.
 const maxBatch = 128
-
-// errSessionGone answers a request bound to a session that has ended (an
-// ACK of a message delivered on it, a frame of a transaction begun on it):
-// nothing was written.
-var errSessionGone = errors.New("stomp: internal: session gone")
 
 // writeLoop is the writer goroutine of a session. It first subscribes
 // again every subscription that was live on an earlier session, before any
@@ -183,9 +177,8 @@ func (s *session) writeBatch(ctrl []*frame.Frame, batch []*request, dirty bool) 
 			batch[n-1] = nil
 			continue
 		}
-		if req.rcpt != nil && !s.addReceipt(req.rcpt) {
-			fatal = errSessionGone
-			continue
+		if req.rcpt != nil {
+			s.addReceipt(req.rcpt)
 		}
 		if req.f.Command == frame.CmdSubscribe {
 			// Before the write: if the transport fails in it, the
