@@ -93,30 +93,7 @@ func TestPoolGracefulStop(t *testing.T) {
 			}
 
 			// Second pool: the rest, then stopped.
-			all := make(chan struct{})
-			var once sync.Once
-			sub2, err := c.Subscribe(ctx, q, WithAck(mode), WithPrefetch(2*workers))
-			if err != nil {
-				t.Fatal(err)
-			}
-			p2, err := sub2.Serve(ctx, workers, func(ctx context.Context, m Message) error {
-				log.add(m)
-				log.mu.Lock()
-				if len(log.seen) == n {
-					once.Do(func() { close(all) })
-				}
-				log.mu.Unlock()
-				return nil
-			}, onErr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-all:
-			case <-ctx.Done():
-				log.mu.Lock()
-				t.Fatalf("handled %d distinct of %d", len(log.seen), n)
-			}
+			p2 := serveRest(ctx, t, c, q, mode, workers, n, &log, onErr)
 			if err := p2.Stop(ctx); err != nil {
 				t.Fatalf("Stop: %v", err)
 			}
@@ -404,30 +381,7 @@ func TestInteropPoolGracefulStop(t *testing.T) {
 				t.Fatal(err)
 			}
 			c2 := dialBroker(t, b, V12, append(noLoss(t), wsHeartBeatWorkaround(b)...)...)
-			all := make(chan struct{})
-			var once sync.Once
-			sub2, err := c2.Subscribe(ctx, q, WithAck(AckClient), WithPrefetch(2*workers))
-			if err != nil {
-				t.Fatal(err)
-			}
-			p2, err := sub2.Serve(ctx, workers, func(ctx context.Context, m Message) error {
-				log.add(m)
-				log.mu.Lock()
-				if len(log.seen) == n {
-					once.Do(func() { close(all) })
-				}
-				log.mu.Unlock()
-				return nil
-			}, onErr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-all:
-			case <-ctx.Done():
-				log.mu.Lock()
-				t.Fatalf("handled %d distinct of %d", len(log.seen), n)
-			}
+			p2 := serveRest(ctx, t, c2, q, AckClient, workers, n, &log, onErr)
 			if err := p2.Stop(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -450,6 +404,39 @@ func TestInteropPoolGracefulStop(t *testing.T) {
 			t.Logf("first pool %d, second %d, handled %d", p1.Stats().Handled, p2.Stats().Handled, log.count)
 		})
 	}
+}
+
+// serveRest subscribes to q again with a pool of workers that records
+// every message in log, and returns the pool once log has seen n distinct
+// messages (or fails the test when ctx ends first).
+func serveRest(ctx context.Context, t *testing.T, c *Conn, q string, mode AckMode, workers, n int,
+	log *handledLog, onErr PoolOption) *Pool {
+	t.Helper()
+	all := make(chan struct{})
+	var once sync.Once
+	sub, err := c.Subscribe(ctx, q, WithAck(mode), WithPrefetch(2*workers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := sub.Serve(ctx, workers, func(ctx context.Context, m Message) error {
+		log.add(m)
+		log.mu.Lock()
+		if len(log.seen) == n {
+			once.Do(func() { close(all) })
+		}
+		log.mu.Unlock()
+		return nil
+	}, onErr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-all:
+	case <-ctx.Done():
+		log.mu.Lock()
+		t.Fatalf("handled %d distinct of %d", len(log.seen), n)
+	}
+	return p
 }
 
 func recvString(t *testing.T, ch <-chan string) string {
