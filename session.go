@@ -42,7 +42,8 @@ type session struct {
 	ctrl    []*frame.Frame // frames queued without blocking (guarded by ctrlMu)
 
 	wroteDisconnect bool // owned by the writer goroutine: nothing is written after DISCONNECT
-	// disconnectOut is set by the writer once DISCONNECT is in its buffer:
+	// disconnectOut is set by the writer as it writes DISCONNECT (before: on a
+	// WebSocket the server may close before the write returns):
 	// from then on the server closing the transport is a clean end.
 	disconnectOut atomic.Bool
 

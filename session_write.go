@@ -180,17 +180,27 @@ func (s *session) writeBatch(ctrl []*frame.Frame, batch []*request, dirty bool) 
 		if req.rcpt != nil {
 			s.addReceipt(req.rcpt)
 		}
-		if req.f.Command == frame.CmdSubscribe {
+		switch req.f.Command {
+		case frame.CmdSubscribe:
 			// Before the write: if the transport fails in it, the
 			// SUBSCRIBE may have reached the server, and the next session
 			// subscribes again.
 			req.sub.on = s
+		case frame.CmdDisconnect:
+			// Before the write too: on a WebSocket the frame is sent by
+			// WriteFrame itself, and RabbitMQ's Web-STOMP answers it by
+			// closing before WriteFrame returns; the reader must already
+			// take that EOF for the clean end it is.
+			s.disconnectOut.Store(true)
 		}
 		w.SetContentLength(req.mode)
 		if err := w.WriteFrame(&req.f); err != nil {
 			if wire.IsEncodeError(err) {
-				if req.f.Command == frame.CmdSubscribe {
+				switch req.f.Command {
+				case frame.CmdSubscribe:
 					req.sub.on = nil
+				case frame.CmdDisconnect:
+					s.disconnectOut.Store(false)
 				}
 				req.done <- fmt.Errorf("stomp: %s: %w", req.f.Command, err)
 				batch[n-1] = nil
@@ -202,7 +212,6 @@ func (s *session) writeBatch(ctrl []*frame.Frame, batch []*request, dirty bool) 
 			switch req.f.Command {
 			case frame.CmdDisconnect:
 				s.wroteDisconnect = true
-				s.disconnectOut.Store(true)
 			case frame.CmdBegin:
 				req.tx.sess.Store(s)
 			case frame.CmdCommit, frame.CmdAbort:
