@@ -74,6 +74,8 @@ type e2eResult struct {
 	clientCPU    time.Duration   // this process's CPU over elapsed; -1 if unknown
 	serverCPU    time.Duration   // the server process's; -1 if unknown
 	serverAllocs int64           // the server process's heap allocations; -1 if unknown
+	clientSys    int64           // this process's read and write system calls; -1 if unknown
+	serverSys    int64           // the server process's; -1 if unknown
 	latencies    []time.Duration // sorted; fixed-rate work only
 }
 
@@ -181,6 +183,7 @@ func runE2E(ctx context.Context, srv *e2eServer, lib e2eLib, w e2eWork, n int, t
 	done := make(chan error, 1)
 	runtime.GC()
 	cpu0, cpuErr := processCPU()
+	sysR0, sysW0, sysErr := processSyscalls()
 	var srv0 serverUsage
 	srvErr := errors.New("no server usage")
 	if srv.usage != nil {
@@ -248,8 +251,12 @@ func runE2E(ctx context.Context, srv *e2eServer, lib e2eLib, w e2eWork, n int, t
 	}
 	res.n = n
 	res.clientCPU, res.serverCPU, res.serverAllocs = -1, -1, -1
+	res.clientSys, res.serverSys = -1, -1
 	if cpu1, err := processCPU(); err == nil && cpuErr == nil {
 		res.clientCPU = cpu1 - cpu0
+	}
+	if r1, w1, err := processSyscalls(); err == nil && sysErr == nil {
+		res.clientSys = int64(r1 - sysR0 + w1 - sysW0)
 	}
 	if srvErr == nil {
 		if srv1, err := srv.usage(); err == nil {
@@ -257,6 +264,9 @@ func runE2E(ctx context.Context, srv *e2eServer, lib e2eLib, w e2eWork, n int, t
 				res.serverCPU = srv1.cpu - srv0.cpu
 			}
 			res.serverAllocs = int64(srv1.mallocs - srv0.mallocs)
+			if srv0.syscalls >= 0 && srv1.syscalls >= 0 {
+				res.serverSys = srv1.syscalls - srv0.syscalls
+			}
 		}
 	}
 	slices.Sort(lat)
@@ -374,6 +384,12 @@ func benchE2E(b *testing.B, srv *e2eServer, lib e2eLib, w e2eWork) {
 	}
 	if res.serverAllocs >= 0 {
 		b.ReportMetric(float64(res.serverAllocs)/float64(res.n), "server-allocs/msg")
+	}
+	if res.clientSys >= 0 {
+		b.ReportMetric(float64(res.clientSys)/float64(res.n), "syscalls/msg")
+	}
+	if res.serverSys >= 0 {
+		b.ReportMetric(float64(res.serverSys)/float64(res.n), "server-syscalls/msg")
 	}
 	if w.rate > 0 {
 		b.ReportMetric(float64(res.percentile(50).Nanoseconds())/1e3, "p50-us")

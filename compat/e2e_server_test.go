@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -48,15 +49,22 @@ type e2eServer struct {
 
 // serverUsage is what a server process has used so far.
 type serverUsage struct {
-	cpu     time.Duration // user+system; negative if unknown
-	mallocs uint64        // heap allocations
+	cpu      time.Duration // user+system; negative if unknown
+	mallocs  uint64        // heap allocations
+	syscalls int64         // read and write system calls; negative if unknown
 }
+
+// e2eServerProfileEnv, when set to a file name, makes the server process
+// write a CPU profile of its whole life there (go test's -cpuprofile
+// profiles only the client side).
+const e2eServerProfileEnv = "STOMP_E2E_SERVER_CPUPROFILE"
 
 // TestE2EServer is not a test: it is the child process of startE2EServer
 // and does nothing unless e2eServerEnv is set. It serves on an ephemeral
 // loopback port, prints "addr HOST:PORT", answers each "usage" line on stdin
-// with "usage NANOSECONDS MALLOCS" (its own getrusage user+sys, and
-// runtime.MemStats.Mallocs), and stops when stdin closes.
+// with "usage NANOSECONDS MALLOCS SYSCALLS" (its own getrusage user+sys,
+// runtime.MemStats.Mallocs, and its read+write system calls or -1), and
+// stops when stdin closes.
 func TestE2EServer(t *testing.T) {
 	kind := os.Getenv(e2eServerEnv)
 	if kind == "" {
@@ -85,6 +93,19 @@ func TestE2EServer(t *testing.T) {
 	default:
 		t.Fatalf("unknown %s=%q", e2eServerEnv, kind)
 	}
+	if path := os.Getenv(e2eServerProfileEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	fmt.Printf("addr %s\n", addr)
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
@@ -95,7 +116,11 @@ func TestE2EServer(t *testing.T) {
 			}
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			fmt.Printf("usage %d %d\n", d.Nanoseconds(), ms.Mallocs)
+			sys := int64(-1)
+			if r, w, err := processSyscalls(); err == nil {
+				sys = int64(r + w)
+			}
+			fmt.Printf("usage %d %d %d\n", d.Nanoseconds(), ms.Mallocs, sys)
 		}
 	}
 	stop()
@@ -154,7 +179,7 @@ func startE2EServer(tb testing.TB, kind string) *e2eServer {
 			}
 			var u serverUsage
 			var ns int64
-			if _, err := fmt.Sscanf(s, "%d %d", &ns, &u.mallocs); err != nil {
+			if _, err := fmt.Sscanf(s, "%d %d %d", &ns, &u.mallocs, &u.syscalls); err != nil {
 				return serverUsage{}, fmt.Errorf("compat: server said usage %q", s)
 			}
 			u.cpu = time.Duration(ns)
