@@ -38,8 +38,9 @@ type Conn struct {
 	// cannot reconnect (Connect without WithRedial).
 	dialer *dialer
 
-	reqPool sync.Pool     // of *request
-	writeq  chan *request // calls -> the current session's writer; outlives sessions
+	reqPool sync.Pool               // of *request
+	writeq  chan *request           // calls -> the current session's writer; outlives sessions
+	direct  atomic.Pointer[session] // the session whose direct path is open (direct.go), or nil
 
 	unrouted        chan Message // closed by finish, after the last session's reader is gone
 	unroutedDropped atomic.Uint64

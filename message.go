@@ -115,24 +115,28 @@ func (c *Conn) ackFrame(ctx context.Context, cmd string, tx *Tx, m Message, opts
 }
 
 // Send sends a SEND frame with body to dest and returns once the frame is
-// in the connection's write buffer: the writer flushes it at once, together
-// with whatever other frames are queued by then, so that a producer sending
-// one frame after another does not pay one write to the transport per
-// frame. Returning proves nothing about the broker: if the transport fails
-// before the flush, the frame is lost with it; a receipt (WithReceipt) is
-// the only proof of delivery, and it resolves with ErrConnectionLost if the
-// transport is lost first. Options: WithContentType, WithContentLength (on
-// by default), WithHeader, WithReceipt. body is not retained after Send
-// returns.
+// in the connection's write buffer, before it reaches the transport: the
+// writer writes it at once, together with every frame sent meanwhile, so
+// that a producer sending one frame after another pays neither a hand-off
+// to another goroutine nor a write to the transport per frame. Returning
+// proves nothing about the broker: if the transport fails before the
+// write, the frame is lost with it; a receipt (SendReceipt, WithReceipt)
+// is the only proof of delivery, and it resolves with ErrConnectionLost
+// if the transport is lost first. Options: WithContentType,
+// WithContentLength (on by default), WithHeader, WithReceipt. body is not
+// retained after Send returns.
 //
-// Send blocks while the writer's queue is full (WithOutageQueue), during
-// an outage until the next transport (WithOutageWait), and until the writer
-// has taken the frame. If ctx ends first, Send returns ctx.Err(): nothing
-// is sent if the writer had not taken the frame yet, otherwise it still
-// goes out (a receipt asked for then stays pending). Only a body of 32 KiB
-// or more, which the writer writes straight from the caller's slice, keeps
+// Send blocks while 64 KiB of frames wait for the writer (the transport
+// is slower than the producers), while the writer's queue is full
+// (WithOutageQueue), during an outage until the next transport
+// (WithOutageWait), and, for a frame the writer takes from its queue (one
+// with a receipt or in a transaction, or a body over 16 KiB), until the
+// writer has taken it. If ctx ends first, Send returns ctx.Err(): nothing
+// is sent if the frame was not buffered yet, otherwise it still goes out
+// (a receipt asked for then stays pending). Only a body of 32 KiB or
+// more, which the writer writes straight from the caller's slice, keeps
 // Send waiting after ctx ends until it is written (bounded by
-// WithWriteTimeout). Concurrent Sends are batched into one write.
+// WithWriteTimeout).
 func (c *Conn) Send(ctx context.Context, dest string, body []byte, opts ...SendOption) error {
 	return c.send(ctx, nil, dest, body, opts)
 }

@@ -126,6 +126,16 @@ func (c *Conn) write(ctx context.Context, req *request) (pending bool, err error
 		freeRequest(req)
 		return false, err
 	}
+	if d := c.direct.Load(); d != nil && directable(req, d) {
+		select {
+		case <-c.closing: // the queue says why
+		default:
+			if ok, err := d.sendDirect(ctx, req); ok {
+				freeRequest(req)
+				return false, err
+			}
+		}
+	}
 	if !c.cfg.outageWait && c.current() == nil {
 		freeRequest(req)
 		select {

@@ -37,6 +37,8 @@ type session struct {
 	w    *wire.Writer       // owned by the writer goroutine
 	mon  *heartbeat.Monitor // ends the session itself (OnDead)
 
+	direct direct // SENDs encoded by their callers (direct.go)
+
 	ctrlSig chan struct{} // -> writer: ctrl has frames (capacity 1)
 	ctrlMu  sync.Mutex
 	ctrl    []*frame.Frame // frames queued without blocking (guarded by ctrlMu)
@@ -68,6 +70,7 @@ func newSession(c *Conn, rw io.ReadWriteCloser, ep endpoint) *session {
 		ep:       ep,
 		addr:     ep.display(),
 		ctrlSig:  make(chan struct{}, 1),
+		direct:   direct{kick: make(chan struct{}, 1)},
 		receipts: make(map[string]*Receipt),
 		done:     make(chan struct{}),
 	}
@@ -215,6 +218,9 @@ func (s *session) fail(cause error) {
 		s.failed, s.cause = true, cause
 	}
 	s.mu.Unlock()
+	// What callers encoded since the last write dies with the transport,
+	// as the Writer's buffer does; from now on they take the queue.
+	s.closeDirect()
 	if s.cancel != nil {
 		s.cancel()
 	}
@@ -269,6 +275,15 @@ func (s *session) disconnectEnd() error {
 func (s *session) addReceipt(r *Receipt) {
 	s.mu.Lock()
 	s.receipts[r.id] = r
+	s.mu.Unlock()
+}
+
+// dropReceipt forgets r, whose frame was not sent.
+func (s *session) dropReceipt(r *Receipt) {
+	s.mu.Lock()
+	if s.receipts != nil {
+		delete(s.receipts, r.id)
+	}
 	s.mu.Unlock()
 }
 

@@ -21,11 +21,13 @@ const maxBatch = 128
 // It ends the session on a write error.
 func (s *session) writeLoop() error {
 	defer s.w.Stop()
+	defer s.closeDirect()
 	if err := s.resubscribe(); err != nil {
 		err = s.writeError(err)
 		s.fail(err)
 		return err
 	}
+	s.openDirect()
 	s.w.SetHeartBeat(s.hbSend)
 	c := s.c
 	batch := make([]*request, 0, maxBatch)
@@ -34,11 +36,11 @@ func (s *session) writeLoop() error {
 	for {
 		batch = batch[:0]
 		ctrl = ctrl[:0]
-		if dirty && len(c.writeq) == 0 {
+		if dirty && len(c.writeq) == 0 && len(s.direct.kick) == 0 {
 			// Let a producer that was just answered queue its next frame,
 			// so that a run of sends shares one write.
 			runtime.Gosched()
-			if len(c.writeq) == 0 {
+			if len(c.writeq) == 0 && len(s.direct.kick) == 0 {
 				if err := s.w.Flush(); err != nil {
 					err = s.writeError(err)
 					s.fail(err)
@@ -52,6 +54,7 @@ func (s *session) writeLoop() error {
 			select {
 			case req := <-c.writeq:
 				batch = append(batch, req)
+			case <-s.direct.kick:
 			default:
 				continue
 			}
@@ -59,6 +62,7 @@ func (s *session) writeLoop() error {
 			select {
 			case req := <-c.writeq:
 				batch = append(batch, req)
+			case <-s.direct.kick:
 			case <-s.ctrlSig:
 			case <-s.w.HeartBeatC():
 				if err := s.w.HeartBeat(); err != nil {
@@ -86,7 +90,15 @@ func (s *session) writeLoop() error {
 		s.ctrl = s.ctrl[:0]
 		s.ctrlMu.Unlock()
 
-		wrote, flushed, err := s.writeBatch(ctrl, batch, dirty)
+		// The direct path's frames first: their callers returned before
+		// anything in this batch was queued.
+		wroteDirect, err := s.writeDirect()
+		if err != nil {
+			err = s.writeError(err)
+			s.fail(err)
+			return err
+		}
+		wrote, flushed, err := s.writeBatch(ctrl, batch, dirty || wroteDirect)
 		if err != nil {
 			s.fail(err)
 			return err
@@ -190,7 +202,14 @@ func (s *session) writeBatch(ctrl []*frame.Frame, batch []*request, dirty bool) 
 			// Before the write too: on a WebSocket the frame is sent by
 			// WriteFrame itself, and RabbitMQ's Web-STOMP answers it by
 			// closing before WriteFrame returns; the reader must already
-			// take that EOF for the clean end it is.
+			// take that EOF for the clean end it is. The direct path
+			// closes, and what it holds goes out first.
+			if p := s.closeDirect(); len(p) > 0 {
+				if err := w.WriteEncoded(p); err != nil {
+					fatal = err // answered below, with the others
+					continue
+				}
+			}
 			s.disconnectOut.Store(true)
 		}
 		w.SetContentLength(req.mode)

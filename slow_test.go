@@ -1,6 +1,7 @@
 package stomp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -77,8 +78,10 @@ func TestSlowSubscriptionDoesNotWedge(t *testing.T) {
 	}
 }
 
-// TestCancelledContextEndsOnlyTheWait: a Send whose context ends while the
-// writer is blocked returns, is not sent, and the connection goes on.
+// TestCancelledContextEndsOnlyTheWait: while the writer is blocked, Sends
+// are buffered up to a bound in bytes and return; past it a Send waits,
+// and one whose context ends returns, is not sent, and the connection goes
+// on.
 func TestCancelledContextEndsOnlyTheWait(t *testing.T) {
 	noLeaks(t)
 	client, server := net.Pipe()
@@ -86,21 +89,36 @@ func TestCancelledContextEndsOnlyTheWait(t *testing.T) {
 	c := rawConnect(t, client, server)
 	ctx := ctxT(t)
 
-	first := async(func() error { return c.Send(ctx, "/q", []byte("1")) }) // blocks: nobody reads
-	time.Sleep(20 * time.Millisecond)
-	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	defer cancel()
-	if err := c.Send(short, "/q", []byte("2")); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Send: %v, want DeadlineExceeded", err)
-	}
-	p := stomptest.New(t, server) // start reading
-	if err := waitErr(t, first); err != nil {
+	if err := c.Send(ctx, "/q", []byte("1")); err != nil { // the writer blocks on it: nobody reads
 		t.Fatal(err)
 	}
+	big := bytes.Repeat([]byte("b"), 1<<10)
+	buffered := 0
+	for {
+		short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		err := c.Send(short, "/q", big)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if buffered++; buffered > 200 {
+			t.Fatal("Send never waited: the buffer is not bounded")
+		}
+	}
+	if buffered < 8 {
+		t.Fatalf("only %d Sends buffered while the writer was blocked", buffered)
+	}
+	p := stomptest.New(t, server) // start reading
 	if err := c.Send(ctx, "/q", []byte("3")); err != nil {
 		t.Fatal(err)
 	}
 	p.ExpectBytes(stomptest.Wire("SEND", "1", "destination", "/q", "content-length", "1"))
+	for range buffered {
+		p.ExpectBytes(stomptest.Wire("SEND", string(big), "destination", "/q", "content-length", "1024"))
+	}
 	p.ExpectBytes(stomptest.Wire("SEND", "3", "destination", "/q", "content-length", "1"))
 	if c.Err() != nil {
 		t.Fatal(c.Err())

@@ -128,34 +128,13 @@ func (w *Writer) WriteHeartBeat() error { return w.buf().WriteByte('\n') }
 // 1.2) are all errors wrapping ErrUnencodable, ErrUnknownCommand,
 // ErrBodyNotAllowed or ErrMalformedHeader.
 func (w *Writer) WriteFrame(f *Frame) error {
-	if !IsCommand(f.Command) {
-		return &ProtocolError{Err: ErrUnknownCommand, Detail: strconv.Quote(f.Command)}
-	}
-	withLength, err := w.check(f)
-	if err != nil {
-		return err
-	}
 	// The command and headers are put together with appends in a scratch
 	// buffer and handed to bufio in one piece: many small bufio calls cost
 	// more than the copy.
-	escaped := w.version.escapes(f.Command)
-	b := append(w.head[:0], f.Command...)
-	b = append(b, '\n')
-	for _, h := range f.Header.fields {
-		if h.key == HdrContentLength {
-			continue
-		}
-		b = w.appendText(b, h.key, escaped)
-		b = append(b, ':')
-		b = w.appendText(b, h.value, escaped)
-		b = append(b, '\n')
+	b, err := Encoder{Version: w.version, ContentLength: w.mode}.appendHead(w.head[:0], f)
+	if err != nil {
+		return err
 	}
-	if withLength {
-		b = append(b, "content-length:"...)
-		b = strconv.AppendInt(b, int64(len(f.Body)), 10)
-		b = append(b, '\n')
-	}
-	b = append(b, '\n')
 	if cap(b) <= maxScratch {
 		w.head = b
 	}
@@ -171,19 +150,78 @@ func (w *Writer) WriteFrame(f *Frame) error {
 	return bw.WriteByte(0)
 }
 
+// WriteEncoded buffers p, frames as Encoder.Append encodes them, as is.
+// A p of the buffer's size or more goes straight through to the
+// io.Writer, after what was buffered.
+func (w *Writer) WriteEncoded(p []byte) error {
+	_, err := w.buf().Write(p)
+	return err
+}
+
+// Encoder encodes frames into byte slices, exactly as a Writer with the
+// same version and content-length mode writes them. Its zero value
+// encodes in 1.0 with ContentLengthAuto. It holds no state: one value may
+// be used from many goroutines at once.
+type Encoder struct {
+	Version       Version
+	ContentLength ContentLengthMode
+}
+
+// Append appends the encoding of f to dst and returns the extended slice.
+// If f cannot be encoded it returns dst unchanged and the error
+// Writer.WriteFrame would return.
+func (e Encoder) Append(dst []byte, f *Frame) ([]byte, error) {
+	b, err := e.appendHead(dst, f)
+	if err != nil {
+		return dst, err
+	}
+	b = append(b, f.Body...)
+	return append(b, 0), nil
+}
+
+// appendHead checks f and appends its command and header lines and the
+// blank line that ends them.
+func (e Encoder) appendHead(b []byte, f *Frame) ([]byte, error) {
+	if !IsCommand(f.Command) {
+		return b, &ProtocolError{Err: ErrUnknownCommand, Detail: strconv.Quote(f.Command)}
+	}
+	withLength, err := e.check(f)
+	if err != nil {
+		return b, err
+	}
+	escaped := e.Version.escapes(f.Command)
+	b = append(b, f.Command...)
+	b = append(b, '\n')
+	for _, h := range f.Header.fields {
+		if h.key == HdrContentLength {
+			continue
+		}
+		b = e.appendText(b, h.key, escaped)
+		b = append(b, ':')
+		b = e.appendText(b, h.value, escaped)
+		b = append(b, '\n')
+	}
+	if withLength {
+		b = append(b, "content-length:"...)
+		b = strconv.AppendInt(b, int64(len(f.Body)), 10)
+		b = append(b, '\n')
+	}
+	return append(b, '\n'), nil
+}
+
 // maxScratch bounds the scratch a Writer keeps between frames.
 const maxScratch = 64 << 10
 
-// check validates f for the Writer's version and says whether to write a
+// check validates f for the Encoder's version and says whether to write a
 // content-length header.
-func (w *Writer) check(f *Frame) (withLength bool, err error) {
+func (e Encoder) check(f *Frame) (withLength bool, err error) {
 	bad := func(e error, detail string) (bool, error) {
 		return false, &ProtocolError{Err: e, Command: f.Command, Detail: strconv.Quote(detail)}
 	}
-	escaped := w.version.escapes(f.Command)
+	escaped := e.Version.escapes(f.Command)
 	for _, h := range f.Header.fields {
-		if e := headerProblem(w.version, escaped, h.key, h.value); e != nil {
-			return bad(e, h.key+":"+h.value)
+		if p := headerProblem(e.Version, escaped, h.key, h.value); p != nil {
+			return bad(p, h.key+":"+h.value)
 		}
 	}
 	if !HasBody(f.Command) {
@@ -192,7 +230,7 @@ func (w *Writer) check(f *Frame) (withLength bool, err error) {
 		}
 		return false, nil
 	}
-	switch w.mode {
+	switch e.ContentLength {
 	case ContentLengthAlways:
 		return true, nil
 	case ContentLengthNever:
@@ -239,18 +277,18 @@ func CheckHeader(v Version, key, value string) error {
 var escapeOf = [256]byte{'\\': '\\', '\n': 'n', ':': 'c', '\r': 'r'}
 
 // appendText appends a header name or value to b, escaping it if asked to.
-func (w *Writer) appendText(b []byte, s string, escaped bool) []byte {
+func (e Encoder) appendText(b []byte, s string, escaped bool) []byte {
 	if !escaped {
 		return append(b, s...)
 	}
 	start := 0
 	for i := 0; i < len(s); i++ {
-		e := escapeOf[s[i]]
-		if e == 0 || e == 'r' && w.version != V12 {
+		c := escapeOf[s[i]]
+		if c == 0 || c == 'r' && e.Version != V12 {
 			continue
 		}
 		b = append(b, s[start:i]...)
-		b = append(b, '\\', e)
+		b = append(b, '\\', c)
 		start = i + 1
 	}
 	return append(b, s[start:]...)

@@ -418,3 +418,59 @@ func TestCheckHeader(t *testing.T) {
 		t.Errorf("CheckHeader allocates %v times", n)
 	}
 }
+
+// TestEncoderAppend checks that Encoder.Append produces exactly the bytes
+// of every write case, after what dst already holds, and leaves dst as it
+// was when it refuses a frame; and that WriteEncoded passes them through.
+func TestEncoderAppend(t *testing.T) {
+	const prefix = "SEND\n\nbefore\x00"
+	for _, tc := range writeCases {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := append(make([]byte, 0, 4), prefix...)
+			got, err := Encoder{Version: tc.version, ContentLength: tc.mode}.Append(dst, tc.f)
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("err %v, want %v", err, tc.err)
+				}
+				if string(got) != prefix {
+					t.Fatalf("refused frame changed dst to %q", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != prefix+tc.want {
+				t.Fatalf("appended\n%q\nwant\n%q", got[len(prefix):], tc.want)
+			}
+			var buf bytes.Buffer
+			w := NewWriter(&buf)
+			if err := w.WriteFrame(fr("SEND", "x")); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.WriteEncoded(got); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if want := "SEND\n\nx\x00" + prefix + tc.want; buf.String() != want {
+				t.Fatalf("WriteEncoded wrote\n%q\nwant\n%q", buf.String(), want)
+			}
+		})
+	}
+}
+
+func TestEncoderAppendAllocs(t *testing.T) {
+	f := fr("SEND", "hello", "destination", "/queue/a")
+	dst := make([]byte, 0, 256)
+	e := Encoder{Version: V12, ContentLength: ContentLengthAlways}
+	if n := testing.AllocsPerRun(100, func() {
+		var err error
+		if dst, err = e.Append(dst[:0], f); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per Append into a slice with room, want 0", n)
+	}
+}

@@ -82,6 +82,15 @@ func (w *Writer) WriteFrame(f *frame.Frame) error {
 	return nil
 }
 
+// WriteEncoded buffers p, frames encoded with frame.Encoder for the
+// Writer's version, until Flush. Stream transports only (see Stream): on
+// a message transport the frames would go out as one message.
+func (w *Writer) WriteEncoded(p []byte) error { return w.fw.WriteEncoded(p) }
+
+// Stream reports whether the transport is a stream (not a MessageWriter):
+// one where frames encoded elsewhere may be written together.
+func (w *Writer) Stream() bool { return w.mw == nil }
+
 // Flush writes what is buffered to the transport (and ends the message
 // on a message transport) and tells the pacer that something was written.
 func (w *Writer) Flush() error {
