@@ -16,10 +16,7 @@ import (
 // call order: 100 SENDs cost one write, not 100.
 func TestDirectSendsShareWrites(t *testing.T) {
 	noLeaks(t)
-	client, server := net.Pipe()
-	t.Cleanup(func() { server.Close() })
-	cc := &countingConn{Conn: client}
-	c := rawConnect(t, cc, server)
+	c, cc, server := countedConnect(t)
 	ctx := ctxT(t)
 	before := cc.writes.Load()
 	if err := c.Send(ctx, "/q", []byte("first")); err != nil { // the writer blocks on it: nobody reads

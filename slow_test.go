@@ -165,14 +165,20 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// countedConnect connects a client over a net.Pipe whose writes it counts;
+// the test answers on server by hand (see rawConnect).
+func countedConnect(t testing.TB) (*Conn, *countingConn, net.Conn) {
+	client, server := net.Pipe()
+	t.Cleanup(func() { server.Close() })
+	cc := &countingConn{Conn: client}
+	return rawConnect(t, cc, server), cc, server
+}
+
 // TestWriterBatches: frames queued while the writer is busy go out in one
 // write and one flush.
 func TestWriterBatches(t *testing.T) {
 	noLeaks(t)
-	client, server := net.Pipe()
-	t.Cleanup(func() { server.Close() })
-	cc := &countingConn{Conn: client}
-	c := rawConnect(t, cc, server)
+	c, cc, server := countedConnect(t)
 	ctx := ctxT(t)
 	before := cc.writes.Load()
 
