@@ -106,7 +106,7 @@ func (b *Broker) offer(c *consumer, m *server.Message) int {
 		return offerFull
 	case errors.Is(err, frame.ErrUnencodable):
 		b.st.undeliverable++
-		b.cfg.logger.Warn("stomp message not encodable for subscriber; skipped", "topic", c.t.name, "id", m.ID, "err", err)
+		b.cfg.logger.Warn("stomp message not encodable for subscriber; skipped", "topic", c.t.name, "id", msgID(m), "err", err)
 		return offerDone
 	}
 	// ErrSessionClosed, ErrUnknownSubscription: it is leaving; its
