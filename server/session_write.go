@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -298,6 +299,25 @@ func (s *Session) startHeartBeats(interval time.Duration) {
 	s.hbTimer = time.AfterFunc(period, s.beat)
 }
 
+// lingerYields is how many times a writer that found the outbound queue
+// empty yields the processor (runtime.Gosched) and looks again before its
+// run ends: under a steady flow of deliveries the next one usually comes
+// meanwhile.
+const lingerYields = 2
+
+// runScratch is what one writer run reuses from batch to batch, in one
+// allocation: the second array of the outbound queue (the writer swaps
+// it with the one Deliver appends to), the MESSAGE frame it builds each
+// delivery in, with room for its header entries, and room to format a
+// batch's message-ids.
+type runScratch struct {
+	mf     frame.Frame
+	room   frame.HeaderRoom
+	out    [outStart]outItem
+	idEnds [outStart]int
+	idBuf  [outStart * 12]byte
+}
+
 // writeLoop is the writer goroutine, started by wakeLocked when there is
 // work and exiting when there is none left: it writes the outbound queue
 // in batches (one flush per batch, or one message per frame on WebSocket)
@@ -320,13 +340,13 @@ func (s *Session) writeLoop() {
 		s.shutdown(s.wbroken, nil)
 		s.abortTransport()
 	}
-	var batch []outItem
-	// The MESSAGE frame of each delivery is built in mf (its header array
-	// reused), their message-ids formatted per batch with idBuf and idEnds.
-	var mf frame.Frame
-	var idBuf []byte
-	var idEnds []int
+	rs := new(runScratch) // one allocation for what the run reuses
+	batch := rs.out[:0]
+	mf := &rs.mf
+	mf.Header = (&frame.Header{}).CloneInto(&rs.room)
+	idBuf, idEnds := rs.idBuf[:0], rs.idEnds[:0]
 	wrote := false // the last batch was flushed: the pacer's clock restarts
+	idle := 0      // yields since the queue was last found non-empty
 	for {
 		s.mu.Lock()
 		if wrote {
@@ -335,6 +355,16 @@ func (s *Session) writeLoop() {
 		hb := s.hbDue
 		s.hbDue = false
 		if len(s.out) == 0 && !hb {
+			if idle < lingerYields {
+				// Let the goroutines that may queue more run first: a
+				// writer that goes on costs less than a new run (a
+				// goroutine, a wire.Writer, its scratch).
+				idle++
+				s.mu.Unlock()
+				wrote = false
+				runtime.Gosched()
+				continue
+			}
 			// Nothing left: give the queue's array back and exit. Whoever
 			// queues next starts a new run.
 			s.out = nil
@@ -342,6 +372,7 @@ func (s *Session) writeLoop() {
 			s.mu.Unlock()
 			return
 		}
+		idle = 0
 		batch, s.out = s.out, batch[:0]
 		s.outMsgs, s.outBytes = 0, 0
 		s.notifyLocked() // room in the queue for a waiting enqueue
@@ -374,7 +405,7 @@ func (s *Session) writeLoop() {
 					idStart = idEnds[idNext]
 					idNext++
 				}
-				f = s.messageFrame(&mf, it, id)
+				f = s.messageFrame(mf, it, id)
 			}
 			if f != nil && s.wbroken == nil {
 				if err := w.WriteFrame(f); err != nil {
