@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"runtime"
 	"strconv"
 	"time"
 
@@ -299,12 +298,6 @@ func (s *Session) startHeartBeats(interval time.Duration) {
 	s.hbTimer = time.AfterFunc(period, s.beat)
 }
 
-// lingerYields is how many times a writer that found the outbound queue
-// empty yields the processor (runtime.Gosched) and looks again before its
-// run ends: under a steady flow of deliveries the next one usually comes
-// meanwhile.
-const lingerYields = 2
-
 // runScratch is what one writer run reuses from batch to batch, in one
 // allocation: the second array of the outbound queue (the writer swaps
 // it with the one Deliver appends to), the MESSAGE frame it builds each
@@ -346,7 +339,6 @@ func (s *Session) writeLoop() {
 	mf.Header = (&frame.Header{}).CloneInto(&rs.room)
 	idBuf, idEnds := rs.idBuf[:0], rs.idEnds[:0]
 	wrote := false // the last batch was flushed: the pacer's clock restarts
-	idle := 0      // yields since the queue was last found non-empty
 	for {
 		s.mu.Lock()
 		if wrote {
@@ -355,16 +347,6 @@ func (s *Session) writeLoop() {
 		hb := s.hbDue
 		s.hbDue = false
 		if len(s.out) == 0 && !hb {
-			if idle < lingerYields {
-				// Let the goroutines that may queue more run first: a
-				// writer that goes on costs less than a new run (a
-				// goroutine, a wire.Writer, its scratch).
-				idle++
-				s.mu.Unlock()
-				wrote = false
-				runtime.Gosched()
-				continue
-			}
 			// Nothing left: give the queue's array back and exit. Whoever
 			// queues next starts a new run.
 			s.out = nil
@@ -372,7 +354,6 @@ func (s *Session) writeLoop() {
 			s.mu.Unlock()
 			return
 		}
-		idle = 0
 		batch, s.out = s.out, batch[:0]
 		s.outMsgs, s.outBytes = 0, 0
 		s.notifyLocked() // room in the queue for a waiting enqueue
