@@ -121,7 +121,7 @@ func (h *Header) Clone() Header {
 // Header cloned into it with CloneInto shares that struct's allocation.
 // Servers use it to keep a message's header and its holder in one
 // allocation.
-type HeaderRoom [6]field
+type HeaderRoom [4]field
 
 // CloneInto returns a copy of h that shares no storage with it, its
 // entries stored in room when they fit (no allocation), else in a new

@@ -141,7 +141,7 @@ const (
 // the frame from it): a delivered Message must not be modified until then.
 //
 // A Message from a SEND is one allocation with its header entries (up to
-// six) and, for bodies up to 1 KiB, its body.
+// four, receipt included) and, for bodies up to 1 KiB, its body.
 type Message struct {
 	// ID is the message-id. Handlers set it (or Seq) before Deliver; if
 	// both are empty the engine makes one per delivery. It is "" on Send.

@@ -46,7 +46,8 @@ type (
 
 // newMessage returns a Message holding copies of f's headers and body
 // (which the Reader reuses): one allocation for a body up to 1 KiB and at
-// most six header entries, two beyond. Its ctl is set, for callSend.
+// most four header entries (receipt and transaction included), two
+// beyond. Its ctl is set, for callSend.
 func newMessage(f *frame.Frame, dest string) *Message {
 	var b *msgBox
 	var body []byte
