@@ -127,8 +127,10 @@ func (b *Broker) Send(ctx context.Context, s *server.Session, m *server.Message)
 		return server.ErrSessionClosed
 	}
 	b.seq++
-	m.Seq = b.seq               // the message-id, formatted by the engine as it writes it
-	m.Header.Del("redelivered") // the broker's to say, not the producer's
+	m.Seq = b.seq // the message-id, formatted by the engine as it writes it
+	if m.Header.Has("redelivered") {
+		m.Header.Del("redelivered") // the broker's to say, not the producer's
+	}
 	b.st.in++
 	if isTopic(m.Destination) {
 		b.publish(from, m)

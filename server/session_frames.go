@@ -212,9 +212,12 @@ func (s *Session) onSend(f *frame.Frame) error {
 		return violation(f.Command, "missing destination header", "SEND requires a destination header")
 	}
 	m := newMessage(f, dest)
-	m.Header.Del(frame.HdrReceipt)
-	m.Header.Del(frame.HdrTransaction)
+	// Del only what is there: it rewrites every entry it keeps.
+	if s.curHasReceipt {
+		m.Header.Del(frame.HdrReceipt)
+	}
 	if tx, ok := f.Header.Lookup(frame.HdrTransaction); ok {
+		m.Header.Del(frame.HdrTransaction)
 		return s.txAdd(f.Command, tx, txOp{msg: m})
 	}
 	m.Receipt = s.curReceipt
