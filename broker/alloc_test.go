@@ -23,15 +23,20 @@ func TestAllocsPerMessage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measures 20,000 messages")
 	}
-	// maxAllocs is the budget (issue 10: at most 4). Measured: about 2.1
-	// (queue) and 2.0 (topic).
-	const maxAllocs = 4.0
+	// maxAllocs is the budget: issue 10 asks for at most 4; measured here
+	// 2.1 to 2.5 (queue and topic alike, -race or not; 12.1 and 10.1
+	// before issue 10), so one more allocation per message fails. Two are
+	// per message (the Reader's header string, the Message); the rest is
+	// the writer, per batch (the message-ids) and per run (a goroutine, a
+	// wire.Writer and scratch), and struct reuse that a deep queue
+	// outgrows.
+	const maxAllocs = 3.0
 	for _, dest := range []string{"/queue/allocs", "/topic/allocs"} {
 		t.Run(strings.TrimPrefix(dest, "/")[:5], func(t *testing.T) {
 			got := allocsPerMessage(t, dest, 20000)
 			t.Logf("%s: %.2f allocations per message", dest, got)
 			if got > maxAllocs {
-				t.Errorf("%s: %.2f allocations per message, want at most %.1f", dest, got, maxAllocs)
+				t.Errorf("%s: %.2f allocations per message, want at most %.1f (issue 10)", dest, got, maxAllocs)
 			}
 		})
 	}

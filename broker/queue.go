@@ -65,8 +65,9 @@ func seqOf(id string) uint64 {
 	return n
 }
 
-// maxFree bounds the queue messages the broker keeps for reuse.
-const maxFree = 256
+// maxFree bounds the queue and topic message structs the broker keeps for
+// reuse (each list at most about 100 KiB).
+const maxFree = 1024
 
 // newQmsg returns a queue message struct for a new message, reusing one
 // that was consumed if there is one. b.mu must be held.
