@@ -430,7 +430,10 @@ func (b *Broker) written(c *consumer, err error) {
 			b.redeliver(q, []*qmsg{qm}, false)
 		}
 		b.dispatch(q)
-	} else if errors.Is(err, frame.ErrUnencodable) && c.unacked[qm.m.Seq] == qm {
+	} else if errors.Is(err, frame.ErrUnencodable) && qm.m != nil && c.unacked[qm.m.Seq] == qm {
+		// (qm.m is nil if qm was consumed and recycled meanwhile: c left,
+		// its unacknowledged messages went back to the queue, and another
+		// consumer took this one; then it is not c's to drop.)
 		delete(c.unacked, qm.m.Seq)
 		b.consumed(qm)
 		b.admit(q)
