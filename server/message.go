@@ -30,13 +30,33 @@ type (
 		msgBox
 		body [128]byte
 	}
+	msgBox192 struct {
+		msgBox
+		body [192]byte
+	}
 	msgBox256 struct {
 		msgBox
 		body [256]byte
 	}
+	msgBox384 struct {
+		msgBox
+		body [384]byte
+	}
 	msgBox512 struct {
 		msgBox
 		body [512]byte
+	}
+	msgBox640 struct {
+		msgBox
+		body [640]byte
+	}
+	msgBox768 struct {
+		msgBox
+		body [768]byte
+	}
+	msgBox896 struct {
+		msgBox
+		body [896]byte
 	}
 	msgBox1024 struct {
 		msgBox
@@ -47,7 +67,9 @@ type (
 // newMessage returns a Message holding copies of f's headers and body
 // (which the Reader reuses): one allocation for a body up to 1 KiB and at
 // most four header entries (receipt and transaction included), two
-// beyond. Its ctl is set, for callSend.
+// beyond. The body arrays step by at most 128 bytes (64 up to 256), so
+// that the room a body leaves unused stays small next to what the byte
+// budgets count. Its ctl is set, for callSend.
 func newMessage(f *frame.Frame, dest string) *Message {
 	var b *msgBox
 	var body []byte
@@ -63,11 +85,26 @@ func newMessage(f *frame.Frame, dest string) *Message {
 	case n <= 128:
 		x := new(msgBox128)
 		b, body = &x.msgBox, x.body[:n:n]
+	case n <= 192:
+		x := new(msgBox192)
+		b, body = &x.msgBox, x.body[:n:n]
 	case n <= 256:
 		x := new(msgBox256)
 		b, body = &x.msgBox, x.body[:n:n]
+	case n <= 384:
+		x := new(msgBox384)
+		b, body = &x.msgBox, x.body[:n:n]
 	case n <= 512:
 		x := new(msgBox512)
+		b, body = &x.msgBox, x.body[:n:n]
+	case n <= 640:
+		x := new(msgBox640)
+		b, body = &x.msgBox, x.body[:n:n]
+	case n <= 768:
+		x := new(msgBox768)
+		b, body = &x.msgBox, x.body[:n:n]
+	case n <= 896:
+		x := new(msgBox896)
 		b, body = &x.msgBox, x.body[:n:n]
 	case n <= 1024:
 		x := new(msgBox1024)

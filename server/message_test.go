@@ -78,7 +78,7 @@ func (e *echo) Send(ctx context.Context, s *Session, m *Message) error {
 // checks that they come back as they went (the receipt and transaction
 // headers dropped).
 func TestSendMessageRoundTrip(t *testing.T) {
-	for _, n := range []int{0, 1, 32, 33, 64, 65, 128, 129, 256, 257, 512, 513, 1024, 1025, 40000} {
+	for _, n := range []int{0, 1, 32, 33, 64, 65, 128, 129, 192, 193, 256, 257, 384, 385, 512, 513, 640, 641, 768, 769, 896, 897, 1024, 1025, 40000} {
 		for _, extra := range []int{0, 1, 2, 6} {
 			t.Run(fmt.Sprintf("body=%d/headers=%d", n, extra), func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {

@@ -28,8 +28,11 @@ type Delivery struct {
 	// it need not be marked redelivered; the transport's error is wrapped
 	// too, with ErrConnectionLost); an error wrapping
 	// frame.ErrUnencodable when the message cannot be encoded in the
-	// session's version. It must not block; it may call Deliver. A panic
-	// in it ends the session with an ERROR "internal error" and is logged.
+	// session's version. The Written callbacks of a session's deliveries
+	// are called in the order of their Deliver calls, so one callback may
+	// serve many deliveries (the broker's does). It must not block; it may
+	// call Deliver. A panic in it ends the session with an ERROR "internal
+	// error" and is logged.
 	Written func(err error)
 }
 
