@@ -10,13 +10,18 @@ import (
 
 // BenchmarkQueue measures one producer and one auto-ack consumer through a
 // queue over in-process pipes: SEND parsed, queued, MESSAGE written, read.
-func BenchmarkQueue(b *testing.B) {
+func BenchmarkQueue(b *testing.B) { benchDest(b, "/queue/bench") }
+
+// BenchmarkTopic is BenchmarkQueue through a topic with one subscriber.
+func BenchmarkTopic(b *testing.B) { benchDest(b, "/topic/bench") }
+
+func benchDest(b *testing.B, dest string) {
 	br := mustNew(b, broker.WithServerOptions(server.WithHeartBeat(0, 0)))
 	defer br.Close()
 	c := open(b, br.Pipe(), "1.2")
-	c.receipt("SUBSCRIBE", "id", "0", "destination", "/queue/bench")
+	c.receipt("SUBSCRIBE", "id", "0", "destination", dest)
 	p := open(b, br.Pipe(), "1.2")
-	f := frame.New(frame.CmdSend, "destination", "/queue/bench", "content-type", "text/plain")
+	f := frame.New(frame.CmdSend, "destination", dest, "content-type", "text/plain")
 	f.Body = make([]byte, 128)
 	done := make(chan struct{})
 	go func() {

@@ -110,7 +110,9 @@ type Broker struct {
 	queues   map[string]*queue
 	topics   map[string]*topic
 	sessions map[*server.Session]*client
-	seq      uint64 // message ids
+	seq      uint64  // message ids
+	free     []*qmsg // consumed queue messages kept for reuse (newQmsg)
+	freeT    []*tmsg // topic messages out of every backlog, for reuse (newTmsg)
 	st       counters
 	// bytes is what the broker holds of messages (bodies and headers): in
 	// queues, topic backlogs (each message once) and waiting SENDs.

@@ -46,10 +46,19 @@ type consumer struct {
 	t        *topic // nil for a queue subscription
 	prefetch int
 	// unacked holds, in a client ack mode, the queue messages delivered
-	// and not acknowledged, by message-id: an ACK resolves in O(1).
-	unacked  map[string]*qmsg
+	// and not acknowledged, by message-id (its number, Message.Seq): an
+	// ACK resolves in O(1).
+	unacked  map[uint64]*qmsg
 	inflight int // queue, auto mode: handed to the session, not yet written
-	pending  int // topic, client ack modes: delivered, not acknowledged
+	// unwritten[uhead:] are the queue messages handed to the session and
+	// not yet reported by a Written callback, in delivery order: the
+	// session calls Written in the order of its deliveries, so onWritten
+	// (made once, at SUBSCRIBE) takes the head and no delivery needs a
+	// closure of its own.
+	unwritten []*qmsg
+	uhead     int
+	onWritten func(error)
+	pending   int // topic, client ack modes: delivered, not acknowledged
 	// backlog[bhead:] holds, oldest first, the topic messages the
 	// subscriber could not take yet (its outbound queue full, or in a
 	// client ack mode its prefetch used up); bbytes is their size.
@@ -118,15 +127,18 @@ func (b *Broker) Send(ctx context.Context, s *server.Session, m *server.Message)
 		return server.ErrSessionClosed
 	}
 	b.seq++
-	m.ID = "m-" + strconv.FormatUint(b.seq, 10)
-	m.Header.Del("redelivered") // the broker's to say, not the producer's
+	m.Seq = b.seq // the message-id, formatted by the engine as it writes it
+	if m.Header.Has("redelivered") {
+		m.Header.Del("redelivered") // the broker's to say, not the producer's
+	}
 	b.st.in++
 	if isTopic(m.Destination) {
 		b.publish(from, m)
 		return nil
 	}
 	q := b.queue(m.Destination)
-	qm := &qmsg{m: m, q: q, seq: b.seq, size: msgSize(m)}
+	qm := b.newQmsg()
+	*qm = qmsg{m: m, q: q, seq: b.seq, size: msgSize(m)}
 	if len(q.waiting) > 0 || !q.room(qm.size, &b.cfg) {
 		b.wait(q, qm, from, m)
 		return nil
@@ -156,8 +168,9 @@ func (b *Broker) Subscribe(ctx context.Context, s *server.Session, sub *server.S
 		return nil
 	}
 	if !c.auto() {
-		c.unacked = make(map[string]*qmsg)
+		c.unacked = make(map[uint64]*qmsg)
 	}
+	c.onWritten = func(err error) { b.written(c, err) }
 	c.q = b.queue(sub.Destination)
 	c.q.consumers = append(c.q.consumers, c)
 	b.dispatch(c.q)
@@ -229,11 +242,12 @@ func (b *Broker) settle(s *server.Session, a *server.Ack, nack bool) {
 	var back []*qmsg
 	freed := false
 	for _, id := range a.MessageIDs {
-		qm := c.unacked[id]
+		n := seqOf(id)
+		qm := c.unacked[n]
 		if qm == nil {
 			continue
 		}
-		delete(c.unacked, id)
+		delete(c.unacked, n)
 		if nack {
 			back = append(back, qm)
 		} else {

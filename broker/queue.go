@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,7 +40,54 @@ func (qm *qmsg) message() *server.Message {
 // copyMessage returns a copy of m with its own header. Field by field: the
 // engine still writes m's unexported fields after Send returns.
 func copyMessage(m *server.Message) *server.Message {
-	return &server.Message{ID: m.ID, Destination: m.Destination, Header: m.Header.Clone(), Body: m.Body}
+	return &server.Message{ID: m.ID, Seq: m.Seq, Destination: m.Destination, Header: m.Header.Clone(), Body: m.Body}
+}
+
+// msgID returns the message-id of m (for logs: it allocates).
+func msgID(m *server.Message) string {
+	if m.ID != "" || m.Seq == 0 {
+		return m.ID
+	}
+	return "m-" + strconv.FormatUint(m.Seq, 10)
+}
+
+// seqOf returns the number of the message-id id ("m-" and Message.Seq),
+// or 0 if it is none of the broker's.
+func seqOf(id string) uint64 {
+	rest, ok := strings.CutPrefix(id, "m-")
+	if !ok {
+		return 0
+	}
+	n, err := strconv.ParseUint(rest, 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// maxFree bounds the queue and topic message structs the broker keeps for
+// reuse (each list at most about 100 KiB).
+const maxFree = 1024
+
+// newQmsg returns a queue message struct for a new message, reusing one
+// that was consumed if there is one. b.mu must be held.
+func (b *Broker) newQmsg() *qmsg {
+	if n := len(b.free); n > 0 {
+		qm := b.free[n-1]
+		b.free[n-1] = nil
+		b.free = b.free[:n-1]
+		return qm
+	}
+	return new(qmsg)
+}
+
+// recycle keeps qm, consumed and referenced by nothing any more, for
+// reuse. b.mu must be held.
+func (b *Broker) recycle(qm *qmsg) {
+	if len(b.free) < maxFree {
+		*qm = qmsg{}
+		b.free = append(b.free, qm)
+	}
 }
 
 // queue is a point-to-point destination. Guarded by Broker.mu.
@@ -167,7 +215,7 @@ func (b *Broker) deadLetter(qm *qmsg) bool {
 	b.take(size)
 	dlq.add(&qmsg{m: m, q: dlq, seq: b.seq, size: size})
 	b.st.deadLettered++
-	b.cfg.logger.Info("stomp message dead-lettered", "queue", q.name, "dlq", name, "id", m.ID, "returns", qm.returns)
+	b.cfg.logger.Info("stomp message dead-lettered", "queue", q.name, "dlq", name, "id", msgID(m), "returns", qm.returns)
 	b.dispatch(dlq)
 	return true
 }
@@ -287,7 +335,7 @@ func (b *Broker) dispatch(q *queue) {
 			b.consumed(qm)
 			b.admit(q)
 			b.st.undeliverable++
-			b.cfg.logger.Warn("stomp message not encodable for any consumer; dropped", "queue", q.name, "id", qm.m.ID, "err", err)
+			b.cfg.logger.Warn("stomp message not encodable for any consumer; dropped", "queue", q.name, "id", msgID(qm.m), "err", err)
 		default:
 			q.pushFront(qm)
 			c.skip = true
@@ -321,17 +369,15 @@ func (q *queue) pick() *consumer {
 
 // deliver hands qm to c's session. b.mu must be held.
 func (b *Broker) deliver(c *consumer, qm *qmsg) error {
-	d := server.Delivery{Subscription: c.sub.ID, Message: qm.message()}
-	cl := c.cl
-	auto := c.auto()
-	d.Written = func(err error) { b.written(cl, c, qm, auto, err) }
-	if err := cl.sess.Deliver(d); err != nil {
+	d := server.Delivery{Subscription: c.sub.ID, Message: qm.message(), Written: c.onWritten}
+	if err := c.cl.sess.Deliver(d); err != nil {
 		return err
 	}
-	if auto {
+	c.unwritten = append(c.unwritten, qm)
+	if c.auto() {
 		c.inflight++
 	} else {
-		c.unacked[qm.m.ID] = qm
+		c.unacked[qm.m.Seq] = qm
 	}
 	b.st.out++
 	if qm.redelivered {
@@ -340,17 +386,29 @@ func (b *Broker) deliver(c *consumer, qm *qmsg) error {
 	return nil
 }
 
-// written is the Written callback of every queue delivery, on the
-// session's writer goroutine. In auto mode a written message is consumed
-// and an unwritten one goes back to the queue; either way, a session that
-// found its outbound queue full gets another try.
-func (b *Broker) written(cl *client, c *consumer, qm *qmsg, auto bool, err error) {
+// written is the Written callback of every queue delivery to c (through
+// c.onWritten), on the session's writer goroutine: it is about the oldest
+// of c.unwritten. In auto mode a written message is consumed and an
+// unwritten one goes back to the queue; either way, a session that found
+// its outbound queue full gets another try.
+func (b *Broker) written(c *consumer, err error) {
+	cl := c.cl
 	if err == nil {
 		cl.progress.Add(1)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	qm := c.unwritten[c.uhead]
+	c.unwritten[c.uhead] = nil
+	c.uhead++
+	if c.uhead == len(c.unwritten) {
+		c.unwritten, c.uhead = c.unwritten[:0], 0
+		if cap(c.unwritten) > 1024 {
+			c.unwritten = nil // do not keep a burst's array
+		}
+	}
 	q := qm.q
+	auto := c.auto()
 	if auto {
 		c.inflight--
 		switch {
@@ -358,25 +416,29 @@ func (b *Broker) written(cl *client, c *consumer, qm *qmsg, auto bool, err error
 			b.consumed(qm)
 			b.admit(q)
 			b.st.acked++
+			b.recycle(qm) // nothing refers to it any more
 		case errors.Is(err, frame.ErrUnencodable):
 			// The subscriber's version cannot carry this message's
 			// headers; redelivering would fail forever.
 			b.consumed(qm)
 			b.admit(q)
 			b.st.undeliverable++
-			b.cfg.logger.Warn("stomp message not encodable for subscriber; dropped", "queue", q.name, "id", qm.m.ID, "err", err)
+			b.cfg.logger.Warn("stomp message not encodable for subscriber; dropped", "queue", q.name, "id", msgID(qm.m), "err", err)
 		case errors.Is(err, server.ErrSessionClosed):
 			q.pushFront(qm) // never written: not a redelivery
 		default:
 			b.redeliver(q, []*qmsg{qm}, false)
 		}
 		b.dispatch(q)
-	} else if errors.Is(err, frame.ErrUnencodable) && c.unacked[qm.m.ID] == qm {
-		delete(c.unacked, qm.m.ID)
+	} else if errors.Is(err, frame.ErrUnencodable) && qm.m != nil && c.unacked[qm.m.Seq] == qm {
+		// (qm.m is nil if qm was consumed and recycled meanwhile: c left,
+		// its unacknowledged messages went back to the queue, and another
+		// consumer took this one; then it is not c's to drop.)
+		delete(c.unacked, qm.m.Seq)
 		b.consumed(qm)
 		b.admit(q)
 		b.st.undeliverable++
-		b.cfg.logger.Warn("stomp message not encodable for subscriber; dropped", "queue", q.name, "id", qm.m.ID, "err", err)
+		b.cfg.logger.Warn("stomp message not encodable for subscriber; dropped", "queue", q.name, "id", msgID(qm.m), "err", err)
 		b.dispatch(q)
 	}
 	if auto {

@@ -54,7 +54,8 @@ func (b *Broker) publish(from *client, m *server.Message) {
 			}
 		}
 		if tm == nil {
-			tm = &tmsg{m: m, size: msgSize(m)}
+			tm = b.newTmsg()
+			*tm = tmsg{m: m, size: msgSize(m)}
 		}
 		b.push(c, tm)
 		// A session never waits for itself, nor for a session that is
@@ -106,7 +107,7 @@ func (b *Broker) offer(c *consumer, m *server.Message) int {
 		return offerFull
 	case errors.Is(err, frame.ErrUnencodable):
 		b.st.undeliverable++
-		b.cfg.logger.Warn("stomp message not encodable for subscriber; skipped", "topic", c.t.name, "id", m.ID, "err", err)
+		b.cfg.logger.Warn("stomp message not encodable for subscriber; skipped", "topic", c.t.name, "id", msgID(m), "err", err)
 		return offerDone
 	}
 	// ErrSessionClosed, ErrUnknownSubscription: it is leaving; its
@@ -152,6 +153,7 @@ func (b *Broker) pop(c *consumer) {
 	tm.refs--
 	if tm.refs == 0 {
 		b.give(tm.size)
+		b.recycleTmsg(tm) // in no backlog any more
 	}
 	if len(c.holds) > 0 && c.bbytes <= b.cfg.backlogBytes/2 {
 		b.releaseAll(c)
@@ -193,4 +195,25 @@ func (b *Broker) dropBacklog(c *consumer) {
 	}
 	c.backlog = nil
 	b.releaseAll(c)
+}
+
+// newTmsg returns a topic message struct for a backlog, reusing one that
+// left every backlog if there is one. b.mu must be held.
+func (b *Broker) newTmsg() *tmsg {
+	if n := len(b.freeT); n > 0 {
+		tm := b.freeT[n-1]
+		b.freeT[n-1] = nil
+		b.freeT = b.freeT[:n-1]
+		return tm
+	}
+	return new(tmsg)
+}
+
+// recycleTmsg keeps tm, in no backlog any more, for reuse. b.mu must be
+// held.
+func (b *Broker) recycleTmsg(tm *tmsg) {
+	if len(b.freeT) < maxFree {
+		*tm = tmsg{}
+		b.freeT = append(b.freeT, tm)
+	}
 }

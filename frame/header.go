@@ -116,3 +116,22 @@ func (h *Header) Clone() Header {
 	}
 	return Header{fields: append([]field(nil), h.fields...)}
 }
+
+// HeaderRoom is room for a few header entries inside a larger struct: a
+// Header cloned into it with CloneInto shares that struct's allocation.
+// Servers use it to keep a message's header and its holder in one
+// allocation.
+type HeaderRoom [4]field
+
+// CloneInto returns a copy of h that shares no storage with it, its
+// entries stored in room when they fit (no allocation), else in a new
+// array (one allocation). Entries added later to the copy use what is
+// left of room, then grow out of it as any Header does. room must not be
+// used for another Header while the copy is in use.
+func (h *Header) CloneInto(room *HeaderRoom) Header {
+	if len(h.fields) > len(room) {
+		return h.Clone()
+	}
+	n := copy(room[:], h.fields)
+	return Header{fields: room[:n:len(room)]}
+}

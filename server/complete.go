@@ -231,8 +231,12 @@ func sendSize(m *Message) int {
 
 // callSend calls Handler.Send for m with Defer enabled while it runs.
 func (s *Session) callSend(m *Message) error {
-	ctl := &sendCtl{s: s, size: sendSize(m)}
-	m.ctl = ctl
+	ctl := m.ctl // newMessage made it with m, in the same allocation
+	if ctl == nil {
+		ctl = new(sendCtl)
+		m.ctl = ctl
+	}
+	ctl.s, ctl.size = s, sendSize(m)
 	err := s.srv.h.Send(s.ctx, s, m)
 	ctl.used.Store(true)
 	return err

@@ -136,15 +136,26 @@ const (
 // Message is a message on its way in (from SEND, to Handler.Send) or out
 // (to Session.Deliver). The engine never modifies a Message after handing
 // it over, and Deliver only reads it, so one Message may be delivered to
-// many sessions at once as long as nobody modifies it.
+// many sessions at once as long as nobody modifies it. Deliver keeps a
+// reference until the MESSAGE frame is written (the writer goroutine builds
+// the frame from it): a delivered Message must not be modified until then.
+//
+// A Message from a SEND is one allocation with its header entries (up to
+// four, receipt included) and, for bodies up to 1 KiB, its body.
 type Message struct {
-	// ID is the message-id. Handlers set it before Deliver; if empty the
-	// engine makes one per delivery. It is "" on Send.
-	ID          string
+	// ID is the message-id. Handlers set it (or Seq) before Deliver; if
+	// both are empty the engine makes one per delivery. It is "" on Send.
+	ID string
+	// Seq, when ID is empty and Seq is not zero, is the message-id as a
+	// number: the MESSAGE carries message-id "m-" followed by Seq in
+	// decimal, formatted as the frame is written, so that a handler need
+	// not make a string per message (in the client ack modes Deliver makes
+	// it once, for the Ack's MessageIDs). It is 0 on Send.
+	Seq         uint64
 	Destination string
 	// Header holds the headers of the SEND frame, destination included,
 	// without receipt and transaction (which concern the SEND, not the
-	// message). On delivery they are copied to the MESSAGE frame after the
+	// message). On delivery they are written in the MESSAGE frame after the
 	// engine's own destination, message-id, subscription and ack headers
 	// (entries with those names are skipped). A content-length entry is
 	// rewritten from the body.

@@ -211,13 +211,13 @@ func (s *Session) onSend(f *frame.Frame) error {
 	if dest == "" {
 		return violation(f.Command, "missing destination header", "SEND requires a destination header")
 	}
-	m := &Message{Destination: dest, Header: f.Header.Clone()}
-	if f.Body != nil {
-		m.Body = append([]byte(nil), f.Body...)
+	m := newMessage(f, dest)
+	// Del only what is there: it rewrites every entry it keeps.
+	if s.curHasReceipt {
+		m.Header.Del(frame.HdrReceipt)
 	}
-	m.Header.Del(frame.HdrReceipt)
-	m.Header.Del(frame.HdrTransaction)
 	if tx, ok := f.Header.Lookup(frame.HdrTransaction); ok {
+		m.Header.Del(frame.HdrTransaction)
 		return s.txAdd(f.Command, tx, txOp{msg: m})
 	}
 	m.Receipt = s.curReceipt

@@ -15,8 +15,10 @@ import (
 type Delivery struct {
 	// Subscription is the id of the subscription (Subscription.ID).
 	Subscription string
-	// Message is what to deliver; Deliver reads it and does not keep it
-	// beyond building the frame, so it may be shared by many deliveries.
+	// Message is what to deliver. Deliver keeps it until the frame is
+	// written (Written is called): the writer goroutine builds the MESSAGE
+	// frame from it. It may be shared by many deliveries, and must not be
+	// modified while any of them is queued.
 	Message *Message
 	// Written, if set, is called exactly once on the session's writer
 	// goroutine: with nil once the frame was flushed to the transport, or
@@ -26,14 +28,26 @@ type Delivery struct {
 	// it need not be marked redelivered; the transport's error is wrapped
 	// too, with ErrConnectionLost); an error wrapping
 	// frame.ErrUnencodable when the message cannot be encoded in the
-	// session's version. It must not block; it may call Deliver. A panic
-	// in it ends the session with an ERROR "internal error" and is logged.
+	// session's version. The Written callbacks of a session's deliveries
+	// are called in the order of their Deliver calls, so one callback may
+	// serve many deliveries (the broker's does). It must not block; it may
+	// call Deliver. A panic in it ends the session with an ERROR "internal
+	// error" and is logged.
 	Written func(err error)
 }
 
-// outItem is one entry of the outbound queue.
+// outItem is one entry of the outbound queue: a frame the engine made
+// (f), or a delivery (m), whose MESSAGE frame the writer builds.
 type outItem struct {
-	f       *frame.Frame
+	f *frame.Frame
+	// A delivery: the message and subscription, the message-id when it is
+	// a string already (m.ID, or made for a client ack mode; else the
+	// writer formats it from m.Seq or seq) and the 1.2 ack id.
+	m       *Message
+	sub     *Subscription
+	msgID   string
+	seq     uint64 // the engine's sequence number for m without ID or Seq
+	ackID   string
 	written func(error)
 	message bool     // a MESSAGE: counts toward the outbound bound
 	hb      *hbStart // after f (CONNECTED): the session's version and heart-beats
@@ -58,10 +72,13 @@ type hbStart struct {
 // called.
 //
 // The engine sets the MESSAGE headers destination (m.Destination, or the
-// subscription's), message-id (m.ID, or a new id), subscription, and in
-// client ack modes on 1.2 an ack id, and records the delivery as
-// unacknowledged so that the client's ACK or NACK can be resolved. It
-// allocates the frame and its header.
+// subscription's), message-id (m.ID, or the one m.Seq stands for, or a new
+// id), subscription, and in client ack modes on 1.2 an ack id, and records
+// the delivery as unacknowledged so that the client's ACK or NACK can be
+// resolved. It keeps a reference to m and builds no frame: the writer
+// goroutine encodes the MESSAGE from m when it writes it. In auto mode it
+// allocates nothing (but for the outbound queue's growth); in the client
+// ack modes it allocates the record of the delivery and its ids.
 func (s *Session) Deliver(d Delivery) error {
 	m := d.Message
 	s.mu.Lock()
@@ -79,50 +96,95 @@ func (s *Session) Deliver(d Delivery) error {
 		s.mu.Unlock()
 		return ErrSlowConsumer
 	}
-	for k, v := range m.Header.All() {
+	for i := range m.Header.Len() {
+		k, v := m.Header.At(i)
 		if err := frame.CheckHeader(s.version, k, v); err != nil {
 			s.mu.Unlock()
 			return fmt.Errorf("server: header %q cannot be encoded in STOMP %s: %w", k, s.version, err)
 		}
 	}
-	msgID := m.ID
-	if msgID == "" {
-		msgID = s.id + "-" + strconv.FormatUint(s.msgSeq.Add(1), 10)
-	}
-	dest := m.Destination
-	if dest == "" {
-		dest = sub.Destination
-	}
-	// The header entries in one slice, so frame.New sizes the header once.
-	kv := make([]string, 0, 8+2*m.Header.Len())
-	kv = append(kv, frame.HdrDestination, dest, frame.HdrMessageID, msgID)
-	if sub.explicit || s.version != frame.V10 {
-		kv = append(kv, frame.HdrSubscription, sub.ID)
+	it := outItem{m: m, sub: sub, msgID: m.ID, written: d.Written, message: true}
+	if m.ID == "" && m.Seq == 0 {
+		it.seq = s.msgSeq.Add(1)
 	}
 	if sub.Ack != AckAuto {
+		if it.msgID == "" {
+			it.msgID = s.messageID(m, it.seq)
+		}
 		s.ackSeq++
-		p := &pendingAck{msgID: msgID, seq: s.ackSeq}
+		p := &pendingAck{msgID: it.msgID, seq: s.ackSeq}
 		if s.version == frame.V12 {
 			p.ackID = strconv.FormatUint(s.ackSeq, 10)
-			kv = append(kv, frame.HdrAck, p.ackID)
+			it.ackID = p.ackID
 		}
 		s.track(sub, p)
 	}
-	for k, v := range m.Header.All() {
-		switch k {
-		case frame.HdrDestination, frame.HdrMessageID, frame.HdrSubscription, frame.HdrAck:
-			continue
-		}
-		kv = append(kv, k, v)
+	if s.out == nil {
+		s.out = make([]outItem, 0, outStart)
 	}
-	f := frame.New(frame.CmdMessage, kv...)
-	f.Body = m.Body
-	s.out = append(s.out, outItem{f: f, written: d.Written, message: true})
+	s.out = append(s.out, it)
 	s.outMsgs++
 	s.outBytes += size
 	s.wakeLocked()
 	s.mu.Unlock()
 	return nil
+}
+
+// outStart is the capacity the outbound queue starts a writer run with:
+// room for a small batch without regrowing (the queue's array is given
+// back when the writer goes idle).
+const outStart = 8
+
+// messageFrame builds the MESSAGE frame of the delivery it in f, reusing
+// f's header array; id is its message-id when it.msgID is empty. Writer
+// goroutine only.
+func (s *Session) messageFrame(f *frame.Frame, it *outItem, id string) *frame.Frame {
+	m, sub := it.m, it.sub
+	if it.msgID != "" {
+		id = it.msgID
+	}
+	dest := m.Destination
+	if dest == "" {
+		dest = sub.Destination
+	}
+	f.Command = frame.CmdMessage
+	f.Header.Reset()
+	f.Header.Add(frame.HdrDestination, dest)
+	f.Header.Add(frame.HdrMessageID, id)
+	if sub.explicit || s.version != frame.V10 {
+		f.Header.Add(frame.HdrSubscription, sub.ID)
+	}
+	if it.ackID != "" {
+		f.Header.Add(frame.HdrAck, it.ackID)
+	}
+	for i := range m.Header.Len() {
+		k, v := m.Header.At(i)
+		switch k {
+		case frame.HdrDestination, frame.HdrMessageID, frame.HdrSubscription, frame.HdrAck:
+			continue
+		}
+		f.Header.Add(k, v)
+	}
+	f.Body = m.Body
+	return f
+}
+
+// batchIDs formats the message-ids of the deliveries in batch that have
+// none as a string yet, all in one string (one allocation per batch, none
+// without such deliveries), and returns it with the end of each id in it,
+// in order. Writer goroutine only.
+func (s *Session) batchIDs(batch []outItem, scratch []byte, ends []int) (string, []byte, []int) {
+	scratch, ends = scratch[:0], ends[:0]
+	for i := range batch {
+		if it := &batch[i]; it.m != nil && it.msgID == "" {
+			scratch = s.appendMessageID(scratch, it.m, it.seq)
+			ends = append(ends, len(scratch))
+		}
+	}
+	if len(ends) == 0 {
+		return "", scratch, ends
+	}
+	return string(scratch), scratch, ends
 }
 
 // enqueue queues a frame the engine produced (CONNECTED, RECEIPT), waiting
@@ -239,6 +301,19 @@ func (s *Session) startHeartBeats(interval time.Duration) {
 	s.hbTimer = time.AfterFunc(period, s.beat)
 }
 
+// runScratch is what one writer run reuses from batch to batch, in one
+// allocation: the second array of the outbound queue (the writer swaps
+// it with the one Deliver appends to), the MESSAGE frame it builds each
+// delivery in, with room for its header entries, and room to format a
+// batch's message-ids.
+type runScratch struct {
+	mf     frame.Frame
+	room   frame.HeaderRoom
+	out    [outStart]outItem
+	idEnds [outStart]int
+	idBuf  [outStart * 12]byte
+}
+
 // writeLoop is the writer goroutine, started by wakeLocked when there is
 // work and exiting when there is none left: it writes the outbound queue
 // in batches (one flush per batch, or one message per frame on WebSocket)
@@ -261,7 +336,11 @@ func (s *Session) writeLoop() {
 		s.shutdown(s.wbroken, nil)
 		s.abortTransport()
 	}
-	var batch []outItem
+	rs := new(runScratch) // one allocation for what the run reuses
+	batch := rs.out[:0]
+	mf := &rs.mf
+	mf.Header = (&frame.Header{}).CloneInto(&rs.room)
+	idBuf, idEnds := rs.idBuf[:0], rs.idEnds[:0]
 	wrote := false // the last batch was flushed: the pacer's clock restarts
 	for {
 		s.mu.Lock()
@@ -297,17 +376,30 @@ func (s *Session) writeLoop() {
 
 		final := false
 		var errs map[int]error // frames that could not be encoded
+		var ids string
+		ids, idBuf, idEnds = s.batchIDs(batch, idBuf, idEnds)
+		idStart, idNext := 0, 0
 		for i := range batch {
 			it := &batch[i]
-			if it.f != nil && s.wbroken == nil {
-				if err := w.WriteFrame(it.f); err != nil {
+			f := it.f
+			if it.m != nil {
+				id := ""
+				if it.msgID == "" {
+					id = ids[idStart:idEnds[idNext]]
+					idStart = idEnds[idNext]
+					idNext++
+				}
+				f = s.messageFrame(mf, it, id)
+			}
+			if f != nil && s.wbroken == nil {
+				if err := w.WriteFrame(f); err != nil {
 					if wire.IsEncodeError(err) {
 						// Nothing was buffered: skip the frame.
 						if errs == nil {
 							errs = make(map[int]error)
 						}
 						errs[i] = err
-						s.srv.cfg.logger.Warn("stomp frame not encodable", "session", s.id, "frame", it.f.String(), "err", err)
+						s.srv.cfg.logger.Warn("stomp frame not encodable", "session", s.id, "frame", f.String(), "err", err)
 					} else {
 						fail(err)
 					}
