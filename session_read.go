@@ -16,6 +16,9 @@ import (
 // futures; an ERROR frame or a read error ends the session.
 func (s *session) readLoop() error {
 	c := s.c
+	// A MESSAGE becomes the user's: the Reader hands its header entries and
+	// body over instead of dispatch copying them out of its buffers.
+	s.r.SetOwned(frame.CmdMessage)
 	for {
 		f, err := s.r.ReadFrame()
 		if err != nil {
@@ -107,9 +110,9 @@ func (c *Conn) ignorableError(se *ServerError) bool {
 	return false
 }
 
-// dispatch hands a MESSAGE to its subscription, or to Unrouted. It makes
-// the message's own copies of the header entries and of the body (the
-// Reader reuses its memory); header strings are shared, not copied.
+// dispatch hands a MESSAGE to its subscription, or to Unrouted. The
+// message takes the frame's header entries and body as they are: the
+// Reader hands them over (SetOwned) and will not touch them again.
 func (c *Conn) dispatch(s *session, f *frame.Frame) {
 	subs := *c.subs.Load()
 	id, ok := f.Header.Lookup(frame.HdrSubscription)
@@ -125,8 +128,8 @@ func (c *Conn) dispatch(s *session, f *frame.Frame) {
 		ID:           f.Header.Get(frame.HdrMessageID),
 		Subscription: id,
 		Redelivered:  f.Header.Get("redelivered") == "true",
-		Header:       f.Header.Clone(),
-		Body:         clone(f.Body),
+		Header:       f.Header,
+		Body:         f.Body,
 		conn:         c,
 		sess:         s,
 	}
