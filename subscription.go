@@ -341,7 +341,7 @@ func (s *Subscription) end(err error) {
 // deliver is called by the reader goroutine; it never blocks. It reports
 // false when the message must go to Unrouted instead: the subscription has
 // ended, or has just overflowed (OverflowUnsubscribe).
-func (s *Subscription) deliver(m Message) bool {
+func (s *Subscription) deliver(m *Message) bool {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -349,7 +349,7 @@ func (s *Subscription) deliver(m Message) bool {
 	}
 	if !s.pumping {
 		select {
-		case s.ch <- m:
+		case s.ch <- *m:
 			s.mu.Unlock()
 			return true
 		default:
@@ -359,7 +359,7 @@ func (s *Subscription) deliver(m Message) bool {
 	case OverflowDrop:
 		s.mu.Unlock()
 		if s.acks != nil {
-			s.acks.dropped(&m)
+			s.acks.dropped(m)
 		}
 		n := s.dropped.Add(1)
 		s.conn.log.Warn("stomp: subscription buffer full: message dropped (OverflowDrop)",
@@ -372,7 +372,7 @@ func (s *Subscription) deliver(m Message) bool {
 		return false
 	}
 	size := m.size()
-	s.backlog = append(s.backlog, queued{m, size})
+	s.backlog = append(s.backlog, queued{*m, size})
 	s.conn.recv.add(size)
 	if !s.pumping {
 		s.pumping = true
