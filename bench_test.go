@@ -105,12 +105,18 @@ func BenchmarkReceive(b *testing.B) {
 	fw.Flush()
 	frames := chunk.Bytes()
 
-	for _, transport := range []string{"pipe", "tcp"} {
-		b.Run(transport, func(b *testing.B) {
+	// tcp-backlog: a channel of 64, smaller than a chunk, so that most
+	// messages go through the subscription's backlog and its pump.
+	for _, name := range []string{"pipe", "tcp", "tcp-backlog"} {
+		transport, buffer := name, 4096
+		if name == "tcp-backlog" {
+			transport, buffer = "tcp", 64
+		}
+		b.Run(name, func(b *testing.B) {
 			client, server := benchPair(b, transport)
 			c := rawConnect(b, client, server)
 			go io.Copy(io.Discard, server)
-			sub, err := c.Subscribe(context.Background(), "/queue/bench", WithID("bench"), WithBuffer(4096))
+			sub, err := c.Subscribe(context.Background(), "/queue/bench", WithID("bench"), WithBuffer(buffer))
 			if err != nil {
 				b.Fatal(err)
 			}
