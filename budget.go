@@ -13,8 +13,14 @@ type budget struct {
 
 func (b *budget) add(n int64) { b.used.Add(n) }
 
+// release gives n bytes back. Only the release that brings used back
+// under the limit signals room: the reader, the only one that adds, waits
+// only once it has seen used over the limit, and then that release comes
+// after its look (a signal left over from an earlier wait only makes it
+// look again). The others, every message's in the normal run, touch no
+// channel.
 func (b *budget) release(n int64) {
-	if b.used.Add(-n) <= b.limit {
+	if v := b.used.Add(-n); v <= b.limit && v+n > b.limit {
 		select {
 		case b.room <- struct{}{}:
 		default:

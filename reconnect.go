@@ -166,8 +166,11 @@ func (c *Conn) attach(s *session) bool {
 	}
 	c.sess, c.last = s, s
 	c.mu.Unlock()
-	s.run()
+	// Connected before the session's goroutines start: once they run, a
+	// message can reach the application, or the session fail, before
+	// this goroutine is scheduled again.
 	c.setState(StateChange{State: StateConnected, Addr: s.addr})
+	s.run()
 	c.log.Debug("stomp: connected", "addr", s.addr, "version", s.version, "session", s.id, "server", s.server,
 		"heart-beat-send", s.hbSend, "heart-beat-recv", s.hbRecv)
 	return true

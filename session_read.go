@@ -16,6 +16,9 @@ import (
 // futures; an ERROR frame or a read error ends the session.
 func (s *session) readLoop() error {
 	c := s.c
+	// A MESSAGE becomes the user's: the Reader hands its header entries and
+	// body over instead of dispatch copying them out of its buffers.
+	s.r.SetOwned(frame.CmdMessage)
 	for {
 		f, err := s.r.ReadFrame()
 		if err != nil {
@@ -107,36 +110,26 @@ func (c *Conn) ignorableError(se *ServerError) bool {
 	return false
 }
 
-// dispatch hands a MESSAGE to its subscription, or to Unrouted. It makes
-// the message's own copies of the header entries and of the body (the
-// Reader reuses its memory); header strings are shared, not copied.
+// dispatch hands a MESSAGE to its subscription, or to Unrouted. The
+// message takes the frame's header entries and body as they are: the
+// Reader hands them over (SetOwned) and will not touch them again.
 func (c *Conn) dispatch(s *session, f *frame.Frame) {
+	m := Message{
+		Header: f.Header,
+		Body:   f.Body,
+		conn:   c,
+		sess:   s,
+	}
+	id, ok := m.fields(s.version)
+	if c.routeReply(&m, id) {
+		return
+	}
 	subs := *c.subs.Load()
-	id, ok := f.Header.Lookup(frame.HdrSubscription)
 	var sub *Subscription
 	if ok {
 		sub = subs[id]
 	} else {
-		sub = byDestination(subs, f.Header.Get(frame.HdrDestination))
-	}
-	m := Message{
-		Destination:  f.Header.Get(frame.HdrDestination),
-		ContentType:  f.Header.Get(frame.HdrContentType),
-		ID:           f.Header.Get(frame.HdrMessageID),
-		Subscription: id,
-		Redelivered:  f.Header.Get("redelivered") == "true",
-		Header:       f.Header.Clone(),
-		Body:         clone(f.Body),
-		conn:         c,
-		sess:         s,
-	}
-	if s.version == V12 {
-		m.ack = f.Header.Get(frame.HdrAck)
-	} else {
-		m.ack = m.ID
-	}
-	if c.routeReply(&m, id) {
-		return
+		sub = byDestination(subs, m.Destination)
 	}
 	if sub != nil {
 		if !ok {
@@ -146,7 +139,7 @@ func (c *Conn) dispatch(s *session, f *frame.Frame) {
 		if sub.acks != nil {
 			m.seq = sub.acks.delivered(s, m.ack)
 		}
-		if sub.deliver(m) {
+		if sub.deliver(&m) {
 			return
 		}
 	} else if ok {
@@ -155,6 +148,66 @@ func (c *Conn) dispatch(s *session, f *frame.Frame) {
 		}
 	}
 	c.toUnrouted(m)
+}
+
+// fields sets the fields m takes from its headers, in one pass over them
+// (the first entry of a key wins), and returns the subscription header
+// and whether there is one. The ack id is the ack header in 1.2, the
+// message-id before.
+func (m *Message) fields(v Version) (sub string, hasSub bool) {
+	const (
+		seenDest = 1 << iota
+		seenType
+		seenID
+		seenSub
+		seenRedelivered
+		seenAck
+	)
+	var seen uint8
+	var ack string
+	first := func(bit uint8) bool {
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		return true
+	}
+	for i := range m.Header.Len() {
+		k, val := m.Header.At(i)
+		switch k {
+		case frame.HdrDestination:
+			if first(seenDest) {
+				m.Destination = val
+			}
+		case frame.HdrContentType:
+			if first(seenType) {
+				m.ContentType = val
+			}
+		case frame.HdrMessageID:
+			if first(seenID) {
+				m.ID = val
+			}
+		case frame.HdrSubscription:
+			if first(seenSub) {
+				sub = val
+			}
+		case "redelivered":
+			if first(seenRedelivered) {
+				m.Redelivered = val == "true"
+			}
+		case frame.HdrAck:
+			if first(seenAck) {
+				ack = val
+			}
+		}
+	}
+	m.Subscription = sub
+	if v == V12 {
+		m.ack = ack
+	} else {
+		m.ack = m.ID
+	}
+	return sub, seen&seenSub != 0
 }
 
 // byDestination finds the subscription of a MESSAGE without a subscription

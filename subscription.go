@@ -68,7 +68,7 @@ type Subscription struct {
 	mu      sync.Mutex // guards the fields below and sends on ch
 	ended   bool
 	err     error
-	backlog []queued     // waiting for room in ch, oldest first
+	backlog backlog      // waiting for room in ch, oldest first
 	pumping bool         // a pump goroutine is handing the backlog on: the reader only appends
 	held    atomic.Int64 // messages the pump has taken from backlog and not yet sent
 }
@@ -78,6 +78,58 @@ type Subscription struct {
 type queued struct {
 	m    Message
 	size int64
+}
+
+// backlog is a queue of messages in chunks: a push never moves what is
+// queued (a slice that grows copies every entry, write barriers and all,
+// each time it doubles), and a small backlog stays small: the chunks grow
+// from minChunk to maxChunk entries.
+type backlog struct {
+	head, tail *chunk
+	n          int // entries in all chunks
+}
+
+// chunk is a piece of a backlog: q fills up to its capacity, never past.
+type chunk struct {
+	q    []queued
+	next *chunk
+}
+
+const (
+	minChunk = 8
+	maxChunk = 128 // 26 KiB of entries
+)
+
+func (b *backlog) push(q queued) {
+	t := b.tail
+	if t == nil || len(t.q) == cap(t.q) {
+		n := minChunk
+		if t != nil {
+			n = min(2*cap(t.q), maxChunk)
+		}
+		c := &chunk{q: make([]queued, 0, n)}
+		if t == nil {
+			b.head = c
+		} else {
+			t.next = c
+		}
+		b.tail, t = c, c
+	}
+	t.q = append(t.q, q)
+	b.n++
+}
+
+// drop clears the entries from chunk c on, from index i of it, and
+// returns what they counted toward the receive budget.
+func drop(c *chunk, i int) int64 {
+	var n int64
+	for ; c != nil; c, i = c.next, 0 {
+		for j := range c.q[i:] {
+			n += c.q[i+j].size
+		}
+		clear(c.q)
+	}
+	return n
 }
 
 // Subscribe sends SUBSCRIBE for dest and returns the subscription once the
@@ -341,7 +393,7 @@ func (s *Subscription) end(err error) {
 // deliver is called by the reader goroutine; it never blocks. It reports
 // false when the message must go to Unrouted instead: the subscription has
 // ended, or has just overflowed (OverflowUnsubscribe).
-func (s *Subscription) deliver(m Message) bool {
+func (s *Subscription) deliver(m *Message) bool {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -349,7 +401,7 @@ func (s *Subscription) deliver(m Message) bool {
 	}
 	if !s.pumping {
 		select {
-		case s.ch <- m:
+		case s.ch <- *m:
 			s.mu.Unlock()
 			return true
 		default:
@@ -359,7 +411,7 @@ func (s *Subscription) deliver(m Message) bool {
 	case OverflowDrop:
 		s.mu.Unlock()
 		if s.acks != nil {
-			s.acks.dropped(&m)
+			s.acks.dropped(m)
 		}
 		n := s.dropped.Add(1)
 		s.conn.log.Warn("stomp: subscription buffer full: message dropped (OverflowDrop)",
@@ -372,7 +424,7 @@ func (s *Subscription) deliver(m Message) bool {
 		return false
 	}
 	size := m.size()
-	s.backlog = append(s.backlog, queued{m, size})
+	s.backlog.push(queued{*m, size})
 	s.conn.recv.add(size)
 	if !s.pumping {
 		s.pumping = true
@@ -384,51 +436,58 @@ func (s *Subscription) deliver(m Message) bool {
 
 // pump hands the backlog on to the channel, in order, as the application
 // takes messages, and returns once it is empty; it closes the channel if
-// the subscription has ended meanwhile. It takes the backlog a batch at a
+// the subscription has ended meanwhile. It takes the whole backlog at a
 // time, so that the reader appending and the pump sending do not meet on
 // the lock for every message. When the Conn finishes, what is left is
 // dropped (in the client ack modes the broker redelivers it).
 func (s *Subscription) pump() {
 	c := s.conn
-	var batch []queued
 	for {
 		s.mu.Lock()
-		if len(s.backlog) == 0 {
+		if s.backlog.n == 0 {
 			s.pumping = false
-			s.backlog = nil
 			if s.ended {
 				close(s.ch)
 			}
 			s.mu.Unlock()
 			return
 		}
-		batch, s.backlog = s.backlog, batch[:0]
-		s.held.Store(int64(len(batch)))
+		// Chunks sent are let go as the pump goes on.
+		k := s.backlog.head
+		s.held.Store(int64(s.backlog.n))
+		s.backlog = backlog{}
 		s.mu.Unlock()
-		for i := range batch {
-			select {
-			case s.ch <- batch[i].m: // only the pump sends while pumping
-				s.held.Add(-1)
-				c.recv.release(batch[i].size)
-				batch[i] = queued{}
-			case <-c.stop.Done():
-				s.mu.Lock()
-				var n int64
-				for _, q := range append(batch[i:], s.backlog...) {
-					n += q.size
+		for ; k != nil; k = k.next {
+			for i := range k.q {
+				// Try without the stop channel first: a select on both
+				// locks both, and every pump of the Conn shares stop.
+				select {
+				case s.ch <- k.q[i].m: // only the pump sends while pumping
+					s.held.Add(-1)
+					c.recv.release(k.q[i].size)
+					k.q[i] = queued{}
+					continue
+				default:
 				}
-				clear(batch)
-				clear(s.backlog)
-				s.backlog = nil
-				s.held.Store(0)
-				s.pumping = false
-				if !s.ended {
-					s.ended, s.err = true, ErrClosed
+				select {
+				case s.ch <- k.q[i].m:
+					s.held.Add(-1)
+					c.recv.release(k.q[i].size)
+					k.q[i] = queued{}
+				case <-c.stop.Done():
+					s.mu.Lock()
+					n := drop(k, i) + drop(s.backlog.head, 0)
+					s.backlog = backlog{}
+					s.held.Store(0)
+					s.pumping = false
+					if !s.ended {
+						s.ended, s.err = true, ErrClosed
+					}
+					close(s.ch)
+					s.mu.Unlock()
+					c.recv.release(n)
+					return
 				}
-				close(s.ch)
-				s.mu.Unlock()
-				c.recv.release(n)
-				return
 			}
 		}
 	}
@@ -459,7 +518,7 @@ func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 func (s *Subscription) Backlog() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.backlog) + int(s.held.Load())
+	return s.backlog.n + int(s.held.Load())
 }
 
 // UnroutedDropped returns how many of the subscription's late messages

@@ -9,10 +9,11 @@ import (
 // benchRead reads the frame f, written in 1.2 with content-length, over and
 // over from an endless in-memory stream, and touches its destination and
 // body as a consumer would.
-func benchRead(b *testing.B, f *Frame) {
+func benchRead(b *testing.B, f *Frame, owned ...string) {
 	wire := encode(b, V12, ContentLengthAlways, f)
 	r := NewReader(&repeatReader{b: wire})
 	r.SetVersion(V12)
+	r.SetOwned(owned...)
 	b.SetBytes(int64(len(wire)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -54,6 +55,10 @@ func bigMessage() *Frame {
 
 // BenchmarkFrameRead reads a typical MESSAGE: six headers, a 32-byte body.
 func BenchmarkFrameRead(b *testing.B) { benchRead(b, typicalMessage()) }
+
+// BenchmarkFrameReadOwned reads a typical MESSAGE handed over (SetOwned):
+// what a client that keeps every message pays.
+func BenchmarkFrameReadOwned(b *testing.B) { benchRead(b, typicalMessage(), CmdMessage) }
 
 // BenchmarkFrameRead64K reads a MESSAGE with a 64 KiB body.
 func BenchmarkFrameRead64K(b *testing.B) { benchRead(b, bigMessage()) }

@@ -264,6 +264,19 @@ func FuzzReader(f *testing.F) {
 		split, err2 := read(NewReaderSize(iotest.OneByteReader(bytes.NewReader(data)), 16))
 
 		released, err3 := read(releasing(NewReader(iotest.HalfReader(bytes.NewReader(data)))))
+		// Handed over (SetOwned): kept as they come, without Clone.
+		var owned []*Frame
+		r := owning(NewReaderSize(iotest.HalfReader(bytes.NewReader(data)), 16))
+		r.SetVersion(v)
+		r.SetLimits(limits)
+		var err4 error
+		for err4 == nil {
+			var g *Frame
+			if g, err4 = r.ReadFrame(); err4 == nil {
+				k := *g
+				owned = append(owned, &k)
+			}
+		}
 
 		_, s1 := sentinelOf(err1)
 		_, s2 := sentinelOf(err2)
@@ -273,6 +286,17 @@ func FuzzReader(f *testing.F) {
 		}
 		if s1 != s3 {
 			t.Fatalf("read whole: %v; releasing the buffer: %v", err1, err3)
+		}
+		if _, s4 := sentinelOf(err4); s1 != s4 {
+			t.Fatalf("read whole: %v; handed over: %v", err1, err4)
+		}
+		if owned = dropHeartBeats(owned); len(owned) != len(dropHeartBeats(whole)) {
+			t.Fatalf("read whole: %d frames; handed over: %d", len(dropHeartBeats(whole)), len(owned))
+		}
+		for i, f := range dropHeartBeats(whole) {
+			if d := diffFrame(owned[i], f, false); d != "" {
+				t.Fatalf("frame %d handed over differs once all are read:\n%s", i, d)
+			}
 		}
 		if released = dropHeartBeats(released); len(released) != len(dropHeartBeats(whole)) {
 			t.Fatalf("read whole: %d frames; releasing the buffer: %d", len(dropHeartBeats(whole)), len(released))

@@ -88,6 +88,22 @@ var readModes = []readMode{
 		return releasing(NewReader(iotest.DataErrReader(strings.NewReader(in))))
 	}},
 	{"release-buf16", true, func(in string) *Reader { return releasing(NewReaderSize(strings.NewReader(in), 16)) }},
+	// SetOwned: every frame is handed over, header block and body copied
+	// out of the read buffer.
+	{"owned", false, func(in string) *Reader { return owning(NewReader(strings.NewReader(in))) }},
+	{"owned-half", true, func(in string) *Reader { return owning(NewReader(iotest.HalfReader(strings.NewReader(in)))) }},
+	{"owned-buf16-onebyte", true, func(in string) *Reader {
+		return owning(NewReaderSize(iotest.OneByteReader(strings.NewReader(in)), 16))
+	}},
+}
+
+// allCommands are the commands of every frame kind.
+var allCommands = []string{CmdConnect, CmdStomp, CmdConnected, CmdSend, CmdSubscribe, CmdUnsubscribe,
+	CmdAck, CmdNack, CmdBegin, CmdCommit, CmdAbort, CmdDisconnect, CmdMessage, CmdReceipt, CmdError}
+
+func owning(r *Reader) *Reader {
+	r.SetOwned(allCommands...)
+	return r
 }
 
 func releasing(r *Reader) *Reader {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"unsafe"
 )
 
 // DefaultBufferSize is the size of the read and write buffers of a Reader
@@ -20,7 +21,8 @@ const DefaultBufferSize = 32 << 10
 // ReadFrame reuses the Reader's memory: the returned *Frame, its Header's
 // entries and its Body are valid only until the next call to ReadFrame.
 // Header keys and values are immutable strings that may be kept; call
-// Frame.Clone to keep the rest.
+// Frame.Clone to keep the rest, or SetOwned to have the Reader hand the
+// header entries and body of chosen frames over.
 type Reader struct {
 	br      *bufio.Reader // nil until the first read, and while idle when releasing
 	src     io.Reader
@@ -31,12 +33,15 @@ type Reader struct {
 	limits  Limits // resolved: no zero fields
 	off     int64  // bytes consumed from br so far
 
-	f     Frame  // the frame handed out, reused
-	used  int    // entries of f.Header's backing array that may hold old strings
-	line  []byte // scratch for lines longer than br's buffer
-	hdr   []byte // the current frame's header bytes, decoded
-	spans []int  // per header: key start and end, value start and end in hdr
-	body  []byte // scratch for bodies that do not fit br's buffer
+	f      Frame    // the frame handed out, reused
+	fields []field  // the backing array of f.Header while the Reader owns it
+	used   int      // entries of fields that may hold old strings
+	owned  []string // SetOwned: the commands whose frames are handed over
+	handed bool     // the last frame's header entries were handed over
+	line   []byte   // scratch for lines longer than br's buffer
+	hdr    []byte   // the current frame's header bytes, decoded
+	spans  []int    // per header: key start and end, value start and end in hdr
+	body   []byte   // scratch for bodies that do not fit br's buffer
 }
 
 // NewReader returns a Reader with a DefaultBufferSize buffer, version 1.0
@@ -58,6 +63,38 @@ func NewReaderSize(r io.Reader, size int) *Reader {
 // (and, for a frame longer than 256 bytes, one more read from the source)
 // per wait. For servers with many idle connections. Default false.
 func (r *Reader) SetRelease(release bool) { r.release = release }
+
+// SetOwned says which frames ReadFrame hands over to the caller: those
+// whose command is one of cmds (none by default; SetOwned() with no
+// arguments ends it). The header entries and the body of such a frame are
+// the caller's: they stay valid after the next ReadFrame and may be kept,
+// and changed, without Clone; only the *Frame itself is still reused. For
+// a caller that would clone every such frame (a client keeping each
+// MESSAGE) it saves the copy and an allocation: a frame costs two, its
+// header entries and one block that holds both its header text and a body
+// of up to 4 KiB (a larger body has an allocation of its own, so that a
+// header string kept alone does not keep a large body alive); a frame
+// without headers or body costs none.
+func (r *Reader) SetOwned(cmds ...string) {
+	r.owned = slices.Clone(cmds)
+	if len(r.owned) == 0 {
+		r.owned = nil
+	}
+}
+
+// owns reports whether frames with command cmd are handed over.
+func (r *Reader) owns(cmd string) bool {
+	for _, c := range r.owned {
+		if c == cmd {
+			return true
+		}
+	}
+	return false
+}
+
+// maxShared is the largest body a handed-over frame keeps in one
+// allocation with its header text.
+const maxShared = 4 << 10
 
 // readerPool holds the buffers of released Readers of DefaultBufferSize.
 var readerPool sync.Pool
@@ -144,9 +181,15 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 	f.Command, f.Body = "", nil
 	// Not Header.Reset: makeHeader overwrites the entries in place and
 	// clears only what is left of the last frame's, which halves the GC
-	// write barriers on this path.
-	r.used = max(r.used, len(f.Header.fields))
-	f.Header.fields = f.Header.fields[:0]
+	// write barriers on this path. Entries handed over are the caller's:
+	// the Reader goes back to its own array and touches them no more.
+	if r.handed {
+		r.handed = false
+	} else {
+		r.fields = f.Header.fields // the caller may have grown it
+		r.used = max(r.used, len(r.fields))
+	}
+	f.Header.fields = r.fields[:0]
 
 	// Heart-beats, or the first byte of a frame. Peek rather than
 	// ReadByte+UnreadByte: a CR not followed by LF must stay in the stream
@@ -188,9 +231,15 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 		return nil, err
 	}
 	f.Command = cmd
-	r.makeHeader(f)
-	if err := r.readBody(f, start); err != nil {
+	owned := r.owned != nil && r.owns(cmd)
+	if !owned {
+		r.makeHeader(f)
+	}
+	if err := r.readBody(f, start, owned); err != nil {
 		return nil, err
+	}
+	if owned {
+		r.handOver(f)
 	}
 	r.skipEOLs()
 	return f, nil
@@ -374,6 +423,59 @@ func (r *Reader) makeHeader(f *Frame) {
 	r.clearTail(fields)
 }
 
+// handOver gives f header entries and a body of their own (SetOwned): the
+// entries in one allocation, the header text and a body of up to
+// maxShared bytes in another. The header strings are made with
+// unsafe.String over the block's first bytes, which nothing writes once
+// they are copied in: the body is the block's tail, capped, so that an
+// append to it moves it elsewhere.
+func (r *Reader) handOver(f *Frame) {
+	h, n := len(r.hdr), len(f.Body)
+	var s string
+	if n <= maxShared {
+		if h+n > 0 {
+			block := make([]byte, h+n)
+			copy(block, r.hdr)
+			copy(block[h:], f.Body)
+			if h > 0 {
+				s = unsafe.String(&block[0], h)
+			}
+			if n > 0 {
+				f.Body = block[h : h+n : h+n]
+			}
+		}
+	} else {
+		s = string(r.hdr)
+		f.Body = slices.Clone(f.Body)
+	}
+	var fields []field // nil without headers: an Add must not reach r.fields
+	if len(r.spans) > 0 {
+		fields = make([]field, len(r.spans)/4)
+		for i := range fields {
+			sp := r.spans[4*i : 4*i+4 : 4*i+4]
+			fields[i] = field{s[sp[0]:sp[1]], s[sp[2]:sp[3]]}
+		}
+	}
+	f.Header.fields = fields
+	r.handed = true
+}
+
+// lookupRaw is Header.Lookup over the header block before its strings
+// are made: the value is a view of r.hdr, valid until the next frame and
+// not to be kept.
+func (r *Reader) lookupRaw(key string) (string, bool) {
+	for i := 0; i < len(r.spans); i += 4 {
+		sp := r.spans[i : i+4 : i+4]
+		if string(r.hdr[sp[0]:sp[1]]) == key {
+			if sp[2] == sp[3] {
+				return "", true
+			}
+			return unsafe.String(&r.hdr[sp[2]], sp[3]-sp[2]), true
+		}
+	}
+	return "", false
+}
+
 // clearHeader empties f.Header for a heart-beat.
 func (r *Reader) clearHeader(f *Frame) {
 	f.Header.fields = f.Header.fields[:0]
@@ -391,13 +493,22 @@ func (r *Reader) clearTail(fields []field) {
 
 // readBody reads the body and its NUL terminator. A body that fits the
 // buffer is returned as a slice of it; a larger one is copied into r.body.
-func (r *Reader) readBody(f *Frame, start int64) error {
+// When owned is set f.Header is not made yet: the content-length comes
+// from r.hdr.
+func (r *Reader) readBody(f *Frame, start int64, owned bool) error {
 	cmd := f.Command
 	size := int(r.off - start)
 	if size > r.limits.MaxFrameSize {
 		return &LimitError{Err: ErrFrameTooLarge, Command: cmd, Limit: r.limits.MaxFrameSize, Size: size}
 	}
-	if v, ok := f.Header.Lookup(HdrContentLength); ok {
+	var v string
+	var ok bool
+	if owned {
+		v, ok = r.lookupRaw(HdrContentLength)
+	} else {
+		v, ok = f.Header.Lookup(HdrContentLength)
+	}
+	if ok {
 		n, err := parseLength(v)
 		if err != nil {
 			return &ProtocolError{Err: err, Command: cmd, Offset: r.off, Detail: strconv.Quote(v)}

@@ -766,3 +766,161 @@ func TestWriterRelease(t *testing.T) {
 		t.Fatalf("released Writer wrote %q, want %q", rel.String(), plain.String())
 	}
 }
+
+// TestReadFrameOwned: with SetOwned, the header entries and body of the
+// chosen frames stay intact after later frames, whatever the Reader reads
+// next (owned or reused frames, heart-beats, bodies that do not fit its
+// buffer), and changing a kept frame changes nothing else.
+func TestReadFrameOwned(t *testing.T) {
+	big := strings.Repeat("b", 40<<10) // larger than maxShared and than the buffer
+	want := []*Frame{
+		fr(CmdMessage, "one", "subscription", "s", "k", "a:b\nc", HdrContentLength, "3"),
+		fr(CmdReceipt, "", HdrReceiptID, "r-1", "x", "1", "y", "2", "z", "3"),
+		fr(CmdMessage, "two, no content-length", "subscription", "s"),
+		hb(),
+		fr(CmdMessage, big, "subscription", "s", HdrContentLength, strconv.Itoa(len(big))),
+		fr(CmdMessage, big, "subscription", "s"),
+		fr(CmdMessage, ""),
+		fr(CmdReceipt, "", HdrReceiptID, "r-2"),
+		fr(CmdMessage, "last", "subscription", "s", HdrContentLength, "4"),
+	}
+	var in strings.Builder
+	for _, f := range want {
+		if f.IsHeartBeat() {
+			in.WriteString("\n")
+			continue
+		}
+		m := ContentLengthAlways
+		if !f.Header.Has(HdrContentLength) {
+			m = ContentLengthNever
+		}
+		g := fr(f.Command, string(f.Body))
+		for k, v := range f.Header.All() {
+			if k != HdrContentLength {
+				g.Header.Add(k, v)
+			}
+		}
+		in.Write(encode(t, V12, m, g))
+	}
+	for _, mode := range []string{"whole", "half", "buf16-onebyte"} {
+		t.Run(mode, func(t *testing.T) {
+			var src io.Reader = strings.NewReader(in.String())
+			size := DefaultBufferSize
+			switch mode {
+			case "half":
+				src = iotest.HalfReader(src)
+			case "buf16-onebyte":
+				src, size = iotest.OneByteReader(src), 16
+			}
+			r := NewReaderSize(src, size)
+			r.SetVersion(V12)
+			r.SetOwned(CmdMessage)
+			var kept []Frame // by value: the *Frame is reused
+			for {
+				f, err := r.ReadFrame()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if f.Command == CmdMessage {
+					kept = append(kept, *f)
+				}
+			}
+			var msgs []*Frame
+			for _, f := range want {
+				if f.Command == CmdMessage {
+					msgs = append(msgs, f)
+				}
+			}
+			if len(kept) != len(msgs) {
+				t.Fatalf("%d messages, want %d", len(kept), len(msgs))
+			}
+			for i := range kept {
+				if d := diffFrame(&kept[i], msgs[i], false); d != "" {
+					t.Errorf("message %d changed after the frames that followed it:\n%s", i, d)
+				}
+			}
+			// The body shares its allocation with the header text: writing
+			// it, or appending to it, leaves the header alone.
+			k := &kept[0]
+			k.Body[0] = 'X'
+			k.Body = append(k.Body, "more"...)
+			k.Header.Add("added", "1")
+			if got := k.Header.Get("k"); got != "a:b\nc" || string(k.Body) != "Xnemore" {
+				t.Errorf("after changing the body: header k %q, body %q", got, k.Body)
+			}
+			// A frame without headers has none of the Reader's array: an
+			// Add to it reaches nothing else.
+			kept[4].Header.Add("mine", "1")
+			if d := diffFrame(&kept[5], msgs[5], false); d != "" {
+				t.Errorf("the last message after an Add to the one before:\n%s", d)
+			}
+		})
+	}
+}
+
+// TestReadFrameOwnedErrors: a frame to hand over is checked as any other
+// (its content-length is read before its header strings are made).
+func TestReadFrameOwnedErrors(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want error
+	}{
+		{"MESSAGE\ncontent-length:x\n\n\x00", ErrBadContentLength},
+		{"MESSAGE\ncontent-length:\n\n\x00", ErrBadContentLength},
+		{"MESSAGE\ncontent-length:2\n\nabc\x00", ErrMissingNUL},
+		{"RECEIPT\ncontent-length:1\n\na\x00", ErrBodyNotAllowed},
+	} {
+		r := NewReader(strings.NewReader(tc.in))
+		r.SetOwned(CmdMessage, CmdReceipt)
+		if _, err := r.ReadFrame(); !errors.Is(err, tc.want) {
+			t.Errorf("%q: %v, want %v", tc.in, err, tc.want)
+		}
+	}
+	r := NewReader(strings.NewReader("MESSAGE\ncontent-length:x\n\n\x00"))
+	r.SetOwned(CmdMessage)
+	_, err := r.ReadFrame()
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || pe.Detail != `"x"` || pe.Command != CmdMessage {
+		t.Errorf("bad content-length: %#v, want the value quoted as the detail", err)
+	}
+}
+
+// TestReadFrameOwnedAllocs pins what a handed-over frame costs: two
+// allocations (its entries; its header text and body together), three
+// with a body past maxShared; frames not handed over cost what they did.
+func TestReadFrameOwnedAllocs(t *testing.T) {
+	cases := []struct {
+		name string
+		in   []byte
+		max  float64
+	}{
+		{"typical-message", encode(t, V12, ContentLengthAlways, typicalMessage()), 2},
+		{"message-1k-body", encode(t, V12, ContentLengthAlways, fr(CmdMessage, strings.Repeat("x", 1<<10), HdrDestination, "/queue/a")), 2},
+		{"message-no-content-length", encode(t, V12, ContentLengthNever, typicalMessage()), 2},
+		{"message-64k-body", encode(t, V12, ContentLengthAlways, fr(CmdMessage, strings.Repeat("x", 64<<10), HdrDestination, "/queue/a")), 3},
+		{"message-no-headers", []byte("MESSAGE\n\nbody\x00"), 1},
+		{"receipt-not-owned", []byte("RECEIPT\nreceipt-id:7\n\n\x00"), 1},
+		{"heart-beat", []byte("\n"), 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewReader(&repeatReader{b: tc.in})
+			r.SetVersion(V12)
+			r.SetOwned(CmdMessage)
+			read := func() {
+				if _, err := r.ReadFrame(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 10 {
+				read()
+			}
+			if got := testing.AllocsPerRun(1000, read); got > tc.max {
+				t.Errorf("%v allocations per frame, want at most %v", got, tc.max)
+			}
+		})
+	}
+}
