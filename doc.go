@@ -16,10 +16,11 @@
 //
 // Concurrency. A Conn lives until Close or Disconnect; each transport under
 // it is a session with one reader goroutine and one writer goroutine, and
-// every method is safe for concurrent use. Calls queue frames for the
-// writer, which writes whatever is queued in one batch and one flush; Send,
-// Ack and Nack return once their frame is in the write buffer, the other
-// calls once it is flushed. Every blocking call takes a
+// every method is safe for concurrent use. Send, Ack and Nack outside a
+// transaction encode their frame into the session's write buffer and
+// return; the other calls queue their frame for the writer and return once
+// it is flushed. The writer writes whatever has gathered in one batch and
+// one write, so a run of calls shares each write. Every blocking call takes a
 // context.Context: ending it ends that call's wait, never the connection.
 //
 // Flow control. The reader hands messages to subscription channels without
