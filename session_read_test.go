@@ -65,3 +65,40 @@ func TestReceivedMessagesAreKept(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestBacklogReusesChunks: chunks emptied by the pump are filled again by
+// later pushes, so a backlog that keeps being refilled and emptied
+// allocates no chunks, and the spares are bounded.
+func TestBacklogReusesChunks(t *testing.T) {
+	var sp spares
+	var b backlog
+	cycle := func() {
+		for i := range 300 {
+			b.push(queued{size: int64(i)}, &sp)
+		}
+		k := b.head
+		b = backlog{}
+		for i := 0; k != nil; {
+			next := k.next
+			for j := range k.q {
+				if k.q[j].size != int64(i) {
+					t.Fatalf("entry %d holds %d", i, k.q[j].size)
+				}
+				k.q[j] = queued{}
+				i++
+			}
+			sp.put(k)
+			k = next
+		}
+	}
+	cycle() // the first allocates the chunks
+	if n := testing.AllocsPerRun(20, cycle); n != 0 {
+		t.Fatalf("%v allocations per refill of a backlog with spares, want 0", n)
+	}
+	for range 2 * maxSpares {
+		sp.put(&chunk{})
+	}
+	if sp.n != maxSpares {
+		t.Fatalf("%d spares kept, want at most %d", sp.n, maxSpares)
+	}
+}

@@ -69,6 +69,7 @@ type Subscription struct {
 	ended   bool
 	err     error
 	backlog backlog      // waiting for room in ch, oldest first
+	spare   spares       // chunks the pump has emptied, for push to reuse; none once the pump stops
 	pumping bool         // a pump goroutine is handing the backlog on: the reader only appends
 	held    atomic.Int64 // messages the pump has taken from backlog and not yet sent
 }
@@ -100,14 +101,51 @@ const (
 	maxChunk = 128 // 26 KiB of entries
 )
 
-func (b *backlog) push(q queued) {
+// spares is a short list of empty chunks.
+type spares struct {
+	head *chunk
+	n    int
+}
+
+// maxSpares bounds the chunks a busy subscription keeps for reuse: while
+// its pump runs, the emptied chunks wait for the reader to fill them again,
+// so that a steady backlog allocates none (at most what the backlog held at
+// once, and at most 256 chunks, 6.5 MiB of entries); when the pump stops
+// they go.
+const maxSpares = 256
+
+// put keeps c, emptied, unless maxSpares are kept already.
+func (sp *spares) put(c *chunk) {
+	if sp.n < maxSpares {
+		c.q, c.next = c.q[:0], sp.head
+		sp.head = c
+		sp.n++
+	}
+}
+
+// get returns a kept chunk or nil.
+func (sp *spares) get() *chunk {
+	c := sp.head
+	if c != nil {
+		sp.head, c.next = c.next, nil
+		sp.n--
+	}
+	return c
+}
+
+// push appends q, in a new chunk if the last is full: a spare one if there
+// is one, else a new one.
+func (b *backlog) push(q queued, sp *spares) {
 	t := b.tail
 	if t == nil || len(t.q) == cap(t.q) {
 		n := minChunk
 		if t != nil {
 			n = min(2*cap(t.q), maxChunk)
 		}
-		c := &chunk{q: make([]queued, 0, n)}
+		c := sp.get()
+		if c == nil {
+			c = &chunk{q: make([]queued, 0, n)}
+		}
 		if t == nil {
 			b.head = c
 		} else {
@@ -424,7 +462,7 @@ func (s *Subscription) deliver(m *Message) bool {
 		return false
 	}
 	size := m.size()
-	s.backlog.push(queued{*m, size})
+	s.backlog.push(queued{*m, size}, &s.spare)
 	s.conn.recv.add(size)
 	if !s.pumping {
 		s.pumping = true
@@ -446,6 +484,7 @@ func (s *Subscription) pump() {
 		s.mu.Lock()
 		if s.backlog.n == 0 {
 			s.pumping = false
+			s.spare = spares{} // an idle subscription holds no chunk
 			if s.ended {
 				close(s.ch)
 			}
@@ -457,7 +496,7 @@ func (s *Subscription) pump() {
 		s.held.Store(int64(s.backlog.n))
 		s.backlog = backlog{}
 		s.mu.Unlock()
-		for ; k != nil; k = k.next {
+		for k != nil {
 			for i := range k.q {
 				// Try without the stop channel first: a select on both
 				// locks both, and every pump of the Conn shares stop.
@@ -489,6 +528,13 @@ func (s *Subscription) pump() {
 					return
 				}
 			}
+			// Sent (and cleared) to the end: the reader may fill it again,
+			// sparing an allocation per chunk while messages keep coming.
+			next := k.next
+			s.mu.Lock()
+			s.spare.put(k)
+			s.mu.Unlock()
+			k = next
 		}
 	}
 }
