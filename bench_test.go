@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/internal/stomptest"
 )
 
 // benchPair returns the client and server ends of a transport: net.Pipe
@@ -182,7 +183,7 @@ func BenchmarkDispatch(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := c.current()
-	r := frame.NewReader(&repeatReader{b: chunk.Bytes()})
+	r := frame.NewReader(stomptest.Repeat(chunk.Bytes()))
 	r.SetVersion(V12)
 	r.SetOwned(frame.CmdMessage)
 	b.ReportAllocs()
@@ -198,20 +199,4 @@ func BenchmarkDispatch(b *testing.B) {
 	}
 	b.StopTimer()
 	c.Close()
-}
-
-// repeatReader reads b over and over.
-type repeatReader struct {
-	b   []byte
-	off int
-}
-
-func (r *repeatReader) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		c := copy(p[n:], r.b[r.off:])
-		n += c
-		r.off = (r.off + c) % len(r.b)
-	}
-	return n, nil
 }

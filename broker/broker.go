@@ -110,9 +110,9 @@ type Broker struct {
 	queues   map[string]*queue
 	topics   map[string]*topic
 	sessions map[*server.Session]*client
-	seq      uint64  // message ids
-	free     []*qmsg // consumed queue messages kept for reuse (newQmsg)
-	freeT    []*tmsg // topic messages out of every backlog, for reuse (newTmsg)
+	seq      uint64         // message ids
+	free     freeList[qmsg] // consumed queue messages kept for reuse
+	freeT    freeList[tmsg] // topic messages out of every backlog, for reuse
 	st       counters
 	// bytes is what the broker holds of messages (bodies and headers): in
 	// queues, topic backlogs (each message once) and waiting SENDs.

@@ -137,7 +137,7 @@ func (b *Broker) Send(ctx context.Context, s *server.Session, m *server.Message)
 		return nil
 	}
 	q := b.queue(m.Destination)
-	qm := b.newQmsg()
+	qm := b.free.get()
 	*qm = qmsg{m: m, q: q, seq: b.seq, size: msgSize(m)}
 	if len(q.waiting) > 0 || !q.room(qm.size, &b.cfg) {
 		b.wait(q, qm, from, m)

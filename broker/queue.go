@@ -69,24 +69,28 @@ func seqOf(id string) uint64 {
 // reuse (each list at most about 100 KiB).
 const maxFree = 1024
 
-// newQmsg returns a queue message struct for a new message, reusing one
-// that was consumed if there is one. b.mu must be held.
-func (b *Broker) newQmsg() *qmsg {
-	if n := len(b.free); n > 0 {
-		qm := b.free[n-1]
-		b.free[n-1] = nil
-		b.free = b.free[:n-1]
-		return qm
+// freeList keeps up to maxFree structs for reuse: consumed queue messages,
+// topic messages out of every backlog. Guarded by the Broker's mu.
+type freeList[T any] struct{ s []*T }
+
+// get returns a kept struct (zeroed when it was put) or a new one.
+func (f *freeList[T]) get() *T {
+	if n := len(f.s); n > 0 {
+		p := f.s[n-1]
+		f.s[n-1] = nil
+		f.s = f.s[:n-1]
+		return p
 	}
-	return new(qmsg)
+	return new(T)
 }
 
-// recycle keeps qm, consumed and referenced by nothing any more, for
-// reuse. b.mu must be held.
-func (b *Broker) recycle(qm *qmsg) {
-	if len(b.free) < maxFree {
-		*qm = qmsg{}
-		b.free = append(b.free, qm)
+// put zeroes p, referenced by nothing any more, and keeps it unless
+// maxFree are kept already.
+func (f *freeList[T]) put(p *T) {
+	if len(f.s) < maxFree {
+		var zero T
+		*p = zero
+		f.s = append(f.s, p)
 	}
 }
 
@@ -416,7 +420,7 @@ func (b *Broker) written(c *consumer, err error) {
 			b.consumed(qm)
 			b.admit(q)
 			b.st.acked++
-			b.recycle(qm) // nothing refers to it any more
+			b.free.put(qm) // nothing refers to it any more
 		case errors.Is(err, frame.ErrUnencodable):
 			// The subscriber's version cannot carry this message's
 			// headers; redelivering would fail forever.

@@ -54,7 +54,7 @@ func (b *Broker) publish(from *client, m *server.Message) {
 			}
 		}
 		if tm == nil {
-			tm = b.newTmsg()
+			tm = b.freeT.get()
 			*tm = tmsg{m: m, size: msgSize(m)}
 		}
 		b.push(c, tm)
@@ -153,7 +153,7 @@ func (b *Broker) pop(c *consumer) {
 	tm.refs--
 	if tm.refs == 0 {
 		b.give(tm.size)
-		b.recycleTmsg(tm) // in no backlog any more
+		b.freeT.put(tm) // in no backlog any more
 	}
 	if len(c.holds) > 0 && c.bbytes <= b.cfg.backlogBytes/2 {
 		b.releaseAll(c)
@@ -195,25 +195,4 @@ func (b *Broker) dropBacklog(c *consumer) {
 	}
 	c.backlog = nil
 	b.releaseAll(c)
-}
-
-// newTmsg returns a topic message struct for a backlog, reusing one that
-// left every backlog if there is one. b.mu must be held.
-func (b *Broker) newTmsg() *tmsg {
-	if n := len(b.freeT); n > 0 {
-		tm := b.freeT[n-1]
-		b.freeT[n-1] = nil
-		b.freeT = b.freeT[:n-1]
-		return tm
-	}
-	return new(tmsg)
-}
-
-// recycleTmsg keeps tm, in no backlog any more, for reuse. b.mu must be
-// held.
-func (b *Broker) recycleTmsg(tm *tmsg) {
-	if len(b.freeT) < maxFree {
-		*tm = tmsg{}
-		b.freeT = append(b.freeT, tm)
-	}
 }

@@ -9,6 +9,7 @@ import (
 
 	gostomp "github.com/go-stomp/stomp/v3/frame"
 	"github.com/stompout/stomp/frame"
+	"github.com/stompout/stomp/internal/stomptest"
 )
 
 // The frames both libraries read and write: a typical MESSAGE (six
@@ -55,23 +56,6 @@ func wire(tb testing.TB, body []byte) []byte {
 		tb.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-// repeatReader returns its bytes over and over, never io.EOF: an endless
-// stream of the same frame, read from memory.
-type repeatReader struct {
-	b   []byte
-	off int
-}
-
-func (r *repeatReader) Read(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		c := copy(p[n:], r.b[r.off:])
-		n += c
-		r.off = (r.off + c) % len(r.b)
-	}
-	return n, nil
 }
 
 // TestSameWork checks that the benchmarks compare like with like: both
@@ -121,7 +105,7 @@ func TestSameWork(t *testing.T) {
 func benchRead(b *testing.B, body []byte) {
 	in := wire(b, body)
 	b.Run("stompout", func(b *testing.B) {
-		r := frame.NewReader(&repeatReader{b: in})
+		r := frame.NewReader(stomptest.Repeat(in))
 		r.SetVersion(frame.V12)
 		b.SetBytes(int64(len(in)))
 		b.ReportAllocs()
@@ -136,7 +120,7 @@ func benchRead(b *testing.B, body []byte) {
 		}
 	})
 	b.Run("gostomp", func(b *testing.B) {
-		r := gostomp.NewReader(&repeatReader{b: in})
+		r := gostomp.NewReader(stomptest.Repeat(in))
 		b.SetBytes(int64(len(in)))
 		b.ReportAllocs()
 		for b.Loop() {

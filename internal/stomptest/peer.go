@@ -314,3 +314,24 @@ func Equal(a, b *frame.Frame) bool {
 	}
 	return true
 }
+
+// Repeat returns a reader that reads b over and over, never io.EOF: an
+// endless stream of the same frames, from memory, for benchmarks and
+// allocation tests in steady state. (frame's own tests keep a copy: they
+// cannot import this package.)
+func Repeat(b []byte) io.Reader { return &repeatReader{b: b} }
+
+type repeatReader struct {
+	b   []byte
+	off int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], r.b[r.off:])
+		n += c
+		r.off = (r.off + c) % len(r.b)
+	}
+	return n, nil
+}
