@@ -171,7 +171,10 @@ func (c *Conn) settle(ctx context.Context, t *ackTracker, cmd string, tx *Tx, m 
 func (c *Conn) settleClient(ctx context.Context, t *ackTracker, cmd string, tx *Tx, m Message, cc *callConfig) error {
 	var rcpt *Receipt
 	t.mu.Lock()
-	if m.sess != t.sess {
+	// An ended session (its ctx done) may already have run sessionEnded,
+	// which resolves the receipts waiting in the entries only once: a
+	// receipt added after it would never resolve.
+	if m.sess != t.sess || m.sess.ctx.Err() != nil {
 		t.mu.Unlock()
 		return cc.settle(ErrStaleMessage)
 	}
