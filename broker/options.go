@@ -33,6 +33,18 @@ type config struct {
 	err          error // the options' errors, joined; New returns it
 }
 
+// positive is the Option that applies set if v is positive, and otherwise
+// records that option name was given a value it cannot take.
+func positive[T int | int64 | time.Duration](name string, v T, set func(*config)) Option {
+	return func(c *config) {
+		if v <= 0 {
+			c.invalid("%s(%v): not positive", name, v)
+			return
+		}
+		set(c)
+	}
+}
+
 // invalid records that an option was given a value it cannot take.
 func (c *config) invalid(format string, args ...any) {
 	c.err = errors.Join(c.err, fmt.Errorf("broker: "+format, args...))
@@ -101,13 +113,7 @@ func WithUsers(users map[string]string) Option {
 // doc) and is refused with an ERROR "queue full" if it waits longer than
 // WithQueueFullTimeout. Default DefaultQueueLimit; n must be positive.
 func WithQueueLimit(n int) Option {
-	return func(c *config) {
-		if n <= 0 {
-			c.invalid("WithQueueLimit(%d): not positive", n)
-			return
-		}
-		c.queueLimit = n
-	}
+	return positive("WithQueueLimit", n, func(c *config) { c.queueLimit = n })
 }
 
 // WithQueueBytes bounds the bytes (bodies and headers) one queue holds,
@@ -115,13 +121,7 @@ func WithQueueLimit(n int) Option {
 // message larger than the bound. Default DefaultQueueBytes; n must be
 // positive.
 func WithQueueBytes(n int64) Option {
-	return func(c *config) {
-		if n <= 0 {
-			c.invalid("WithQueueBytes(%d): not positive", n)
-			return
-		}
-		c.queueBytes = n
-	}
+	return positive("WithQueueBytes", n, func(c *config) { c.queueBytes = n })
 }
 
 // WithMemoryLimit bounds the bytes (bodies and headers) of the messages the
@@ -133,13 +133,7 @@ func WithQueueBytes(n int64) Option {
 // limit plus one send window (server.WithSendWindow) per producing
 // session. Default DefaultMemoryLimit; n must be positive.
 func WithMemoryLimit(n int64) Option {
-	return func(c *config) {
-		if n <= 0 {
-			c.invalid("WithMemoryLimit(%d): not positive", n)
-			return
-		}
-		c.memoryLimit = n
-	}
+	return positive("WithMemoryLimit", n, func(c *config) { c.memoryLimit = n })
 }
 
 // WithBacklogLimit sets the high-water mark, in bytes, of a topic
@@ -151,13 +145,7 @@ func WithMemoryLimit(n int64) Option {
 // WithMemoryLimit bounds the total. Default DefaultBacklogLimit; n must be
 // positive.
 func WithBacklogLimit(n int64) Option {
-	return func(c *config) {
-		if n <= 0 {
-			c.invalid("WithBacklogLimit(%d): not positive", n)
-			return
-		}
-		c.backlogBytes = n
-	}
+	return positive("WithBacklogLimit", n, func(c *config) { c.backlogBytes = n })
 }
 
 // WithSlowConsumerTimeout sets how long a session with a topic backlog may
@@ -167,13 +155,7 @@ func WithBacklogLimit(n int64) Option {
 // that is merely behind is never cut off. Default
 // DefaultSlowConsumerTimeout; d must be positive.
 func WithSlowConsumerTimeout(d time.Duration) Option {
-	return func(c *config) {
-		if d <= 0 {
-			c.invalid("WithSlowConsumerTimeout(%v): not positive", d)
-			return
-		}
-		c.slowTimeout = d
-	}
+	return positive("WithSlowConsumerTimeout", d, func(c *config) { c.slowTimeout = d })
 }
 
 // WithQueueFullTimeout sets how long a SEND to a full queue (WithQueueLimit,
@@ -181,26 +163,14 @@ func WithSlowConsumerTimeout(d time.Duration) Option {
 // "queue full", which ends the producer's session; the message is then
 // not in the queue. Default DefaultQueueFullTimeout; d must be positive.
 func WithQueueFullTimeout(d time.Duration) Option {
-	return func(c *config) {
-		if d <= 0 {
-			c.invalid("WithQueueFullTimeout(%v): not positive", d)
-			return
-		}
-		c.fullTimeout = d
-	}
+	return positive("WithQueueFullTimeout", d, func(c *config) { c.fullTimeout = d })
 }
 
 // WithPrefetch sets the number of unacknowledged messages a subscription
 // may hold when its SUBSCRIBE has no prefetch-count header. Default
 // DefaultPrefetch; n must be positive.
 func WithPrefetch(n int) Option {
-	return func(c *config) {
-		if n <= 0 {
-			c.invalid("WithPrefetch(%d): not positive", n)
-			return
-		}
-		c.prefetch = n
-	}
+	return positive("WithPrefetch", n, func(c *config) { c.prefetch = n })
 }
 
 // WithMaxRedeliveries moves a queue message that has gone back to its

@@ -88,14 +88,21 @@ func (m *Message) Defer() (done func(err error)) {
 		if err != nil && cp.err == nil {
 			cp.err = err
 		}
-		frec, ferr := s.drainLocked()
-		if ferr == nil {
-			s.wakeLocked()
-		}
-		s.mu.Unlock()
-		if ferr != nil {
-			s.fail(ferr, frec)
-		}
+		s.drainUnlock()
+	}
+}
+
+// drainUnlock drains the completed frames (drainLocked), wakes the writer,
+// and releases s.mu; if a completed frame failed, it then ends the session
+// with it. s.mu must be held.
+func (s *Session) drainUnlock() {
+	frec, ferr := s.drainLocked()
+	if ferr == nil {
+		s.wakeLocked()
+	}
+	s.mu.Unlock()
+	if ferr != nil {
+		s.fail(ferr, frec)
 	}
 }
 
@@ -141,15 +148,7 @@ func (s *Session) complete(f *frame.Frame) error {
 	if cp := s.cur; cp != nil {
 		s.cur = nil
 		cp.sealed = true
-		frec, ferr := s.drainLocked()
-		if ferr == nil {
-			s.wakeLocked()
-		}
-		s.mu.Unlock()
-		if ferr != nil {
-			s.fail(ferr, frec)
-			return nil // the session is ending; the reader sees it
-		}
+		s.drainUnlock() // if a frame failed, the session is ending; the reader sees it
 		return nil
 	}
 	r, ok := f.Header.Lookup(frame.HdrReceipt)

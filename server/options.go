@@ -33,6 +33,18 @@ type config struct {
 	err            error         // the options' errors, joined; New returns it
 }
 
+// positive is the Option that applies set if v is positive, and otherwise
+// records that option name was given a value it cannot take.
+func positive[T int | int64 | time.Duration](name string, v T, set func(*config)) Option {
+	return func(c *config) {
+		if v <= 0 {
+			c.invalid("%s(%v): not positive", name, v)
+			return
+		}
+		set(c)
+	}
+}
+
 // invalid records that an option was given a value it cannot take.
 func (c *config) invalid(format string, args ...any) {
 	c.err = errors.Join(c.err, fmt.Errorf("server: "+format, args...))
@@ -143,13 +155,7 @@ func WithName(name string) Option {
 // its writer; Session.Deliver fails with ErrSlowConsumer beyond it.
 // Default 1024; n must be positive.
 func WithOutboundQueue(n int) Option {
-	return func(c *config) {
-		if n <= 0 {
-			c.invalid("WithOutboundQueue(%d): not positive", n)
-			return
-		}
-		c.outbound = n
-	}
+	return positive("WithOutboundQueue", n, func(c *config) { c.outbound = n })
 }
 
 // WithOutboundBytes bounds the bytes (bodies and headers) of the MESSAGE
@@ -158,26 +164,14 @@ func WithOutboundQueue(n int) Option {
 // bound is still taken by an empty queue). Default DefaultOutboundBytes;
 // n must be positive.
 func WithOutboundBytes(n int) Option {
-	return func(c *config) {
-		if n <= 0 {
-			c.invalid("WithOutboundBytes(%d): not positive", n)
-			return
-		}
-		c.outBytes = n
-	}
+	return positive("WithOutboundBytes", n, func(c *config) { c.outBytes = n })
 }
 
 // WithLinger bounds how long a session that is closing (after an ERROR, a
 // DISCONNECT or Shutdown) may spend writing its last frames before its
 // transport is closed regardless. Default 5s; d must be positive.
 func WithLinger(d time.Duration) Option {
-	return func(c *config) {
-		if d <= 0 {
-			c.invalid("WithLinger(%v): not positive", d)
-			return
-		}
-		c.linger = d
-	}
+	return positive("WithLinger", d, func(c *config) { c.linger = d })
 }
 
 // WithTransactionLimit bounds the number of frames one session may buffer
@@ -186,13 +180,7 @@ func WithLinger(d time.Duration) Option {
 // protocol error (ERROR "transaction too large"). Default 10000; n must be
 // positive.
 func WithTransactionLimit(n int) Option {
-	return func(c *config) {
-		if n <= 0 {
-			c.invalid("WithTransactionLimit(%d): not positive", n)
-			return
-		}
-		c.txLimit = n
-	}
+	return positive("WithTransactionLimit", n, func(c *config) { c.txLimit = n })
 }
 
 // WithTransactionBytes bounds the bytes (bodies and headers) one session
@@ -200,13 +188,7 @@ func WithTransactionLimit(n int) Option {
 // would pass it is a protocol error (ERROR "transaction too large").
 // Default DefaultTransactionBytes; n must be positive.
 func WithTransactionBytes(n int) Option {
-	return func(c *config) {
-		if n <= 0 {
-			c.invalid("WithTransactionBytes(%d): not positive", n)
-			return
-		}
-		c.txBytes = n
-	}
+	return positive("WithTransactionBytes", n, func(c *config) { c.txBytes = n })
 }
 
 // WithSubscriptionLimit bounds the number of subscriptions one session may
@@ -214,13 +196,7 @@ func WithTransactionBytes(n int) Option {
 // cannot make the server's memory grow without end. Default 10000; n must
 // be positive.
 func WithSubscriptionLimit(n int) Option {
-	return func(c *config) {
-		if n <= 0 {
-			c.invalid("WithSubscriptionLimit(%d): not positive", n)
-			return
-		}
-		c.subLimit = n
-	}
+	return positive("WithSubscriptionLimit", n, func(c *config) { c.subLimit = n })
 }
 
 // WithSendWindow bounds, per session, the SENDs a Handler has deferred
