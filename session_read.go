@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/stompout/stomp/frame"
 )
@@ -19,7 +20,11 @@ func (s *session) readLoop() error {
 	// A MESSAGE becomes the user's: the Reader hands its header entries and
 	// body over instead of dispatch copying them out of its buffers.
 	s.r.SetOwned(frame.CmdMessage)
-	for {
+	var coalesce *time.Timer // WithReadCoalesce's wait, made once
+	for read := false; ; read = true {
+		if d := c.cfg.readCoalesce; d > 0 && read && s.r.Buffered() == 0 {
+			coalesce = s.coalesce(coalesce, d)
+		}
 		f, err := s.r.ReadFrame()
 		if err != nil {
 			err = s.readError(err)
@@ -53,6 +58,23 @@ func (s *session) readLoop() error {
 			return err
 		}
 	}
+}
+
+// coalesce waits d, or until the session ends, before the reader reads
+// the transport again (WithReadCoalesce). It returns the timer to wait
+// with next time.
+func (s *session) coalesce(t *time.Timer, d time.Duration) *time.Timer {
+	if t == nil {
+		t = time.NewTimer(d)
+	} else {
+		t.Reset(d)
+	}
+	select {
+	case <-t.C:
+	case <-s.ctx.Done():
+		t.Stop()
+	}
+	return t
 }
 
 // waitRoom waits until the messages waiting for the application are back

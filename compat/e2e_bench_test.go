@@ -169,7 +169,7 @@ func runE2E(ctx context.Context, srv *e2eServer, lib e2eLib, w e2eWork, n int, t
 		}
 	}
 
-	ordered := w.send != "pipelined" || lib.name == "stompout" // go-stomp pipelines from goroutines
+	ordered := w.send != "pipelined" || lib.name != "gostomp" // go-stomp pipelines from goroutines
 	if srv.name == "activemq" && lib.name == "gostomp" {
 		// ActiveMQ was seen delivering go-stomp's receipted sends out of
 		// order (once in a few runs, 2026-12-01, not diagnosed): every

@@ -28,8 +28,13 @@ type e2eLib struct {
 }
 
 var e2eLibs = []e2eLib{
-	{"stompout", dialStompout},
+	{"stompout", func(ctx context.Context, srv *e2eServer) (e2eClient, error) { return dialStompout(ctx, srv) }},
 	{"gostomp", dialGoStompE2E},
+	// The opt-in trade of latency for CPU, for servers that write one
+	// frame per write (RabbitMQ, ActiveMQ, go-stomp's).
+	{"stompout-coalesce", func(ctx context.Context, srv *e2eServer) (e2eClient, error) {
+		return dialStompout(ctx, srv, stomp.WithReadCoalesce(time.Millisecond))
+	}},
 }
 
 // e2eClient is one client connection.
@@ -75,11 +80,11 @@ type stompoutClient struct{ c *stomp.Conn }
 // with ErrSlowConsumer; BENCHMARKS.md shows both.)
 const e2eBufferEnv = "STOMP_E2E_BUFFER"
 
-func dialStompout(ctx context.Context, srv *e2eServer) (e2eClient, error) {
+func dialStompout(ctx context.Context, srv *e2eServer, extra ...stomp.Option) (e2eClient, error) {
 	// A benchmark measures one connection: a failure is an error, not a
 	// reconnect.
-	opts := []stomp.Option{stomp.WithLogin(srv.login, srv.passcode), stomp.WithHost("/"),
-		stomp.WithReconnect(reconnect.Never())}
+	opts := append([]stomp.Option{stomp.WithLogin(srv.login, srv.passcode), stomp.WithHost("/"),
+		stomp.WithReconnect(reconnect.Never())}, extra...)
 	if v := os.Getenv(e2eBufferEnv); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {

@@ -151,6 +151,17 @@ func (p *prefixReader) Read(b []byte) (int, error) {
 	return p.r.Read(b)
 }
 
+// Buffered returns how many bytes the Reader has read from its source
+// and not yet returned in a frame: 0 between frames means the next
+// ReadFrame reads the source.
+func (r *Reader) Buffered() int {
+	n := len(r.pre.buf)
+	if r.br != nil {
+		n += r.br.Buffered()
+	}
+	return n
+}
+
 // SetVersion sets the version that governs header unescaping, normally
 // once CONNECT/CONNECTED have negotiated it.
 func (r *Reader) SetVersion(v Version) { r.version = v }

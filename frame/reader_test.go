@@ -264,6 +264,26 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// TestReaderBuffered: Buffered counts what was read and not yet returned,
+// in both buffer modes, and is 0 once a read's frames are all returned.
+func TestReaderBuffered(t *testing.T) {
+	for _, release := range []bool{false, true} {
+		r := NewReader(&chunkReader{chunks: []string{"SEND\n\nx\x00SEND\n\nyz\x00", "SEND\n\nw\x00"}})
+		r.SetRelease(release)
+		if n := r.Buffered(); n != 0 {
+			t.Fatalf("release %v: %d buffered before the first read", release, n)
+		}
+		for i, want := range []int{len("SEND\n\nyz\x00"), 0, 0} {
+			if _, err := r.ReadFrame(); err != nil {
+				t.Fatal(err)
+			}
+			if n := r.Buffered(); n != want {
+				t.Fatalf("release %v: %d buffered after frame %d, want %d", release, n, i, want)
+			}
+		}
+	}
+}
+
 // TestReadFrameHeartBeatFrame: a heart-beat is a Frame with no command, no
 // header and no body, and it does not block for more input.
 func TestReadFrameHeartBeatFrame(t *testing.T) {
