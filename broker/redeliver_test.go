@@ -97,7 +97,7 @@ func TestRedeliveryDelay(t *testing.T) {
 			if string(f.Body) != want || time.Since(start) != 0 {
 				t.Fatalf("got %v after %v", f, time.Since(start))
 			}
-			c.do("ACK", "id", f.Header.Get("ack"))
+			c.receipt("ACK", "id", f.Header.Get("ack")) // done before the stats below
 		}
 		if q, _ := b.Queue("/queue/later"); q.Depth != 0 || q.Unacked != 1 {
 			t.Fatalf("queue %+v", q)
