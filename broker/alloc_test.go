@@ -23,32 +23,44 @@ func TestAllocsPerMessage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measures 20,000 messages")
 	}
-	// maxAllocs is the budget: issue 10 asks for at most 4; measured here
+	// The budgets: issue 10 asks for at most 4 in auto mode; measured here
 	// 2.1 to 2.5 (queue and topic alike, -race or not; 12.1 and 10.1
 	// before issue 10), so one more allocation per message fails. Two are
 	// per message (the Reader's header string, the Message); the rest is
 	// the writer, per batch (the message-ids) and per run (a goroutine, a
 	// wire.Writer and scratch), and struct reuse that a deep queue
-	// outgrows.
-	const maxAllocs = 3.0
-	for _, dest := range []string{"/queue/allocs", "/topic/allocs"} {
-		t.Run(strings.TrimPrefix(dest, "/")[:5], func(t *testing.T) {
-			got := allocsPerMessage(t, dest, 20000)
-			t.Logf("%s: %.2f allocations per message", dest, got)
-			if got > maxAllocs {
-				t.Errorf("%s: %.2f allocations per message, want at most %.1f (issue 10)", dest, got, maxAllocs)
+	// outgrows. With an ACK per message (client-individual, 1.2) the
+	// engine also reads the ACK (its header string), makes the Ack for the
+	// handler (the Ack, its copy of the header) and the delivery's
+	// message-id and ack id (one string): measured 6.4 to 6.8, 13 before
+	// the pending acks came from slabs, the index chained them, both ids
+	// shared a string and acknowledged queue messages were reused.
+	for _, tc := range []struct {
+		dest, ack string
+		max       float64
+	}{
+		{"/queue/allocs", "auto", 3},
+		{"/topic/allocs", "auto", 3},
+		{"/queue/allocs-indiv", "client-individual", 7.5},
+	} {
+		t.Run(strings.TrimPrefix(tc.dest, "/")[:5]+"-"+tc.ack, func(t *testing.T) {
+			got := allocsPerMessage(t, tc.dest, tc.ack, 20000)
+			t.Logf("%s, %s: %.2f allocations per message", tc.dest, tc.ack, got)
+			if got > tc.max {
+				t.Errorf("%s, %s: %.2f allocations per message, want at most %.1f (issue 10)", tc.dest, tc.ack, got, tc.max)
 			}
 		})
 	}
 }
 
-// allocsPerMessage sends n messages to dest after a warm-up and returns
-// the heap allocations of the process per message.
-func allocsPerMessage(t *testing.T, dest string, n int) float64 {
+// allocsPerMessage sends n messages to dest, received in ack mode ack
+// (auto, or client-individual with an ACK per message), after a warm-up
+// and returns the heap allocations of the process per message.
+func allocsPerMessage(t *testing.T, dest, ack string, n int) float64 {
 	br := mustNew(t, broker.WithServerOptions(server.WithHeartBeat(0, 0)))
 	defer br.Close()
 	c := open(t, br.Pipe(), "1.2")
-	c.receipt("SUBSCRIBE", "id", "0", "destination", dest)
+	c.receipt("SUBSCRIBE", "id", "0", "destination", dest, "ack", ack)
 	p := open(t, br.Pipe(), "1.2")
 	p.receipt("SUBSCRIBE", "id", "x", "destination", "/queue/unused") // a round trip: p is connected
 
@@ -56,16 +68,44 @@ func allocsPerMessage(t *testing.T, dest string, n int) float64 {
 	one := "SEND\ndestination:" + dest + "\ncontent-type:text/plain\ncontent-length:32\n\n" + strings.Repeat("x", 32) + "\x00"
 	chunk := []byte(strings.Repeat(one, batch))
 	buf := make([]byte, 32<<10)
+	acks := make([]byte, 0, 32<<10)
 	run := func(msgs int) {
 		done := make(chan error, 1)
 		go func() {
+			have := 0 // buf[:have] is an incomplete frame
 			for got := 0; got < msgs; {
-				k, err := c.c.Read(buf)
+				k, err := c.c.Read(buf[have:])
 				if err != nil {
 					done <- err
 					return
 				}
-				got += bytes.Count(buf[:k], []byte{0})
+				if ack == "auto" {
+					got += bytes.Count(buf[:k], []byte{0})
+					continue
+				}
+				// ACK each complete MESSAGE by its ack header.
+				data, acks := buf[:have+k], acks[:0]
+				for {
+					end := bytes.IndexByte(data, 0)
+					if end < 0 {
+						break
+					}
+					f := data[:end]
+					data = data[end+1:]
+					if i := bytes.Index(f, []byte("\nack:")); i >= 0 {
+						id := f[i+5:]
+						id = id[:bytes.IndexByte(id, '\n')]
+						acks = append(append(append(acks, "ACK\nid:"...), id...), "\n\n\x00"...)
+						got++
+					}
+				}
+				have = copy(buf, data)
+				if len(acks) > 0 {
+					if _, err := c.c.Write(acks); err != nil {
+						done <- err
+						return
+					}
+				}
 			}
 			done <- nil
 		}()

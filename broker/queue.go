@@ -22,6 +22,8 @@ type qmsg struct {
 	redelivered bool
 	again       *server.Message // m with redelivered:true, made on first redelivery
 	due         time.Time       // NACKed with a redelivery delay: when it is ready again
+	writes      int             // in this many consumers' unwritten (Written callbacks to come)
+	acked       bool            // acknowledged while writes > 0: the last callback recycles it
 }
 
 // message returns what to deliver: m, or its redelivered copy.
@@ -378,6 +380,7 @@ func (b *Broker) deliver(c *consumer, qm *qmsg) error {
 		return err
 	}
 	c.unwritten = append(c.unwritten, qm)
+	qm.writes++
 	if c.auto() {
 		c.inflight++
 	} else {
@@ -411,6 +414,7 @@ func (b *Broker) written(c *consumer, err error) {
 			c.unwritten = nil // do not keep a burst's array
 		}
 	}
+	qm.writes--
 	q := qm.q
 	auto := c.auto()
 	if auto {
@@ -444,6 +448,8 @@ func (b *Broker) written(c *consumer, err error) {
 		b.st.undeliverable++
 		b.cfg.logger.Warn("stomp message not encodable for subscriber; dropped", "queue", q.name, "id", msgID(qm.m), "err", err)
 		b.dispatch(q)
+	} else if qm.acked && qm.writes == 0 {
+		b.free.put(qm) // acknowledged before the last of its callbacks
 	}
 	if auto {
 		b.unstall(cl, q) // q was just dispatched

@@ -11,15 +11,32 @@ type pendingAck struct {
 	seq   uint64 // delivery order in the session
 	ackID string // 1.2 ack header; "" before 1.2
 	msgID string
-	gone  bool // acknowledged, or its subscription removed
+	gone  bool        // acknowledged, or its subscription removed
+	next  *pendingAck // the next live delivery with the same key (ackIndex)
+}
+
+// ackSlab is how many pendingAcks a session allocates at a time: one
+// allocation per slab instead of one per delivery, and a slab that a
+// single unacknowledged delivery keeps alive stays small (about 1 KiB).
+const ackSlab = 16
+
+// newPending returns a zero pendingAck from the session's slab. s.mu must
+// be held.
+func (s *Session) newPending() *pendingAck {
+	if len(s.ackSlab) == 0 {
+		s.ackSlab = make([]pendingAck, ackSlab)
+	}
+	p := &s.ackSlab[0]
+	s.ackSlab = s.ackSlab[1:]
+	return p
 }
 
 // ackIndex finds a session's unacknowledged deliveries by the id an ACK or
-// NACK names (the ack id in 1.2, the message-id before): each key lists its
-// live deliveries, oldest first (one, unless a message-id was delivered to
-// several subscriptions, or redelivered). Every operation is O(1) per
-// delivery it touches. Guarded by Session.mu.
-type ackIndex map[string][]*pendingAck
+// NACK names (the ack id in 1.2, the message-id before): each key leads to
+// its live deliveries, oldest first, chained by next (one, unless a
+// message-id was delivered to several subscriptions, or redelivered).
+// Every operation is O(1) per delivery it touches. Guarded by Session.mu.
+type ackIndex map[string]*pendingAck
 
 func (ix ackIndex) key(p *pendingAck) string {
 	if p.ackID != "" {
@@ -30,19 +47,32 @@ func (ix ackIndex) key(p *pendingAck) string {
 
 func (ix ackIndex) add(p *pendingAck) {
 	k := ix.key(p)
-	ix[k] = append(ix[k], p)
+	q := ix[k]
+	if q == nil {
+		ix[k] = p
+		return
+	}
+	for q.next != nil {
+		q = q.next
+	}
+	q.next = p
 }
 
 func (ix ackIndex) remove(p *pendingAck) {
 	k := ix.key(p)
-	l := ix[k]
-	for i, q := range l {
-		if q == p {
-			if len(l) == 1 {
-				delete(ix, k)
-				return
-			}
-			ix[k] = append(l[:i:i], l[i+1:]...)
+	q := ix[k]
+	if q == p {
+		if p.next == nil {
+			delete(ix, k)
+		} else {
+			ix[k] = p.next
+		}
+		p.next = nil
+		return
+	}
+	for ; q != nil; q = q.next {
+		if q.next == p {
+			q.next, p.next = p.next, nil
 			return
 		}
 	}
@@ -51,7 +81,7 @@ func (ix ackIndex) remove(p *pendingAck) {
 // find returns the oldest live delivery with key id (of subscription subID,
 // if set) for which skip is false (skip may be nil).
 func (ix ackIndex) find(id, subID string, skip func(*pendingAck) bool) *pendingAck {
-	for _, p := range ix[id] {
+	for p := ix[id]; p != nil; p = p.next {
 		if subID != "" && p.sub.ID != subID {
 			continue
 		}
@@ -75,15 +105,16 @@ func (s *Session) track(sub *Subscription, p *pendingAck) {
 
 // take removes what an ACK or NACK of p covers (p alone in
 // client-individual mode; in client mode every delivery of the
-// subscription up to p) and returns their message-ids, oldest first.
-// s.mu must be held.
-func (s *Session) take(p *pendingAck) []string {
+// subscription up to p) and returns their message-ids, oldest first: in
+// one, when p alone. s.mu must be held.
+func (s *Session) take(p *pendingAck, one *[1]string) []string {
 	sub := p.sub
 	if sub.Ack != AckClient {
 		p.gone = true
 		s.acks.remove(p)
 		sub.compact()
-		return []string{p.msgID}
+		one[0] = p.msgID
+		return one[:]
 	}
 	var ids []string
 	i := sub.head
@@ -163,7 +194,9 @@ func (s *Session) resolve(f *frame.Frame, take bool) (*Ack, error) {
 	if err != nil || !take {
 		return nil, err
 	}
-	return &Ack{Subscription: p.sub, ID: id, Header: f.Header.Clone(), MessageIDs: s.take(p)}, nil
+	a := &Ack{Subscription: p.sub, ID: id, Header: f.Header.Clone()}
+	a.MessageIDs = s.take(p, &a.one)
+	return a, nil
 }
 
 // simulate checks that every ACK and NACK of a transaction resolves when

@@ -103,6 +103,45 @@ func TestAckSameMessageIDTwoSubscriptions(t *testing.T) {
 	})
 }
 
+// TestAckIndexChains: deliveries under one key (a message-id delivered
+// to several subscriptions, before 1.2) are found oldest first, per
+// subscription, and each can be removed: from the middle, the head and the
+// tail of its chain.
+func TestAckIndexChains(t *testing.T) {
+	ix := make(ackIndex)
+	subs := []*Subscription{{ID: "a"}, {ID: "b"}, {ID: "c"}, {ID: "d"}}
+	ps := make([]*pendingAck, len(subs))
+	for i, sub := range subs {
+		ps[i] = &pendingAck{sub: sub, seq: uint64(i + 1), msgID: "m1"}
+		ix.add(ps[i])
+	}
+	ix.add(&pendingAck{sub: subs[0], msgID: "m2"})
+	order := func() (ids string) {
+		for p := ix["m1"]; p != nil; p = p.next {
+			ids += p.sub.ID
+		}
+		return ids
+	}
+	if got := order(); got != "abcd" || ix.find("m1", "", nil) != ps[0] || ix.find("m1", "c", nil) != ps[2] {
+		t.Fatalf("chain %q", got)
+	}
+	if p := ix.find("m1", "", func(p *pendingAck) bool { return p.seq < 3 }); p != ps[2] {
+		t.Fatalf("find skipping the first two: %+v", p)
+	}
+	for _, step := range []struct {
+		remove int
+		want   string
+	}{{1, "acd"}, {0, "cd"}, {3, "c"}, {2, ""}} {
+		ix.remove(ps[step.remove])
+		if got := order(); got != step.want || ps[step.remove].next != nil {
+			t.Fatalf("after removing %s: chain %q, want %q", subs[step.remove].ID, got, step.want)
+		}
+	}
+	if _, ok := ix["m1"]; ok || len(ix) != 1 || ix.find("m2", "a", nil) == nil {
+		t.Fatalf("index left %v", ix)
+	}
+}
+
 // newAckSession is a session with one subscription in mode and n
 // deliveries tracked, for the index's unit tests and benchmarks.
 func newAckSession(mode AckMode, n int) (*Session, *Subscription) {

@@ -204,4 +204,6 @@ type Ack struct {
 	MessageIDs  []string
 	Transaction string       // "" unless the frame was part of a transaction
 	Header      frame.Header // every header of the frame
+
+	one [1]string // MessageIDs when it is one
 }

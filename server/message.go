@@ -133,6 +133,32 @@ func (s *Session) messageID(m *Message, seq uint64) string {
 	return string(s.appendMessageID(nil, m, seq))
 }
 
+// deliveryIDs returns the message-id (msgID if set, else messageID's) and
+// the 1.2 ack id (s.ackSeq; "" before 1.2) of a delivery of m in a client
+// ack mode, made in one string when both are new. s.mu must be held.
+func (s *Session) deliveryIDs(m *Message, msgID string, seq uint64) (string, string) {
+	if msgID == "" && m.ID != "" {
+		msgID = m.ID
+	}
+	if s.version != frame.V12 {
+		if msgID == "" {
+			msgID = s.messageID(m, seq)
+		}
+		return msgID, ""
+	}
+	var buf [48]byte
+	b := buf[:0]
+	if msgID == "" {
+		b = s.appendMessageID(b, m, seq)
+	}
+	k := len(b)
+	ids := string(strconv.AppendUint(b, s.ackSeq, 10))
+	if msgID == "" {
+		msgID = ids[:k]
+	}
+	return msgID, ids[k:]
+}
+
 // appendMessageID appends the message-id of a delivery of m without an ID
 // (see messageID) to b.
 func (s *Session) appendMessageID(b []byte, m *Message, seq uint64) []byte {

@@ -66,6 +66,8 @@ type Session struct {
 	ackSeq uint64
 	// acks indexes the unacknowledged deliveries of all subscriptions.
 	acks ackIndex
+	// ackSlab is where the next pendingAcks come from (newPending).
+	ackSlab []pendingAck
 	// linger closes the transport if the writer cannot finish in time.
 	linger *time.Timer
 	// passcode is the CONNECT frame's, to scrub from ERROR frames.

@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/stompout/stomp/frame"
@@ -108,15 +107,11 @@ func (s *Session) Deliver(d Delivery) error {
 		it.seq = s.msgSeq.Add(1)
 	}
 	if sub.Ack != AckAuto {
-		if it.msgID == "" {
-			it.msgID = s.messageID(m, it.seq)
-		}
 		s.ackSeq++
-		p := &pendingAck{msgID: it.msgID, seq: s.ackSeq}
-		if s.version == frame.V12 {
-			p.ackID = strconv.FormatUint(s.ackSeq, 10)
-			it.ackID = p.ackID
-		}
+		p := s.newPending()
+		p.seq = s.ackSeq
+		it.msgID, it.ackID = s.deliveryIDs(m, it.msgID, it.seq)
+		p.msgID, p.ackID = it.msgID, it.ackID
 		s.track(sub, p)
 	}
 	if s.out == nil {
