@@ -253,13 +253,7 @@ func (b *Broker) settle(s *server.Session, a *server.Ack, nack bool) {
 		} else {
 			b.consumed(qm)
 			freed = true
-			if qm.writes > 0 {
-				// A callback is to come (the client may ACK before the
-				// writer reports, or a consumer that left had it).
-				qm.acked = true
-			} else {
-				b.free.put(qm) // nothing refers to it any more
-			}
+			b.recycle(qm)
 		}
 	}
 	if len(back) > 0 {

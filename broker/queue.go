@@ -23,7 +23,7 @@ type qmsg struct {
 	again       *server.Message // m with redelivered:true, made on first redelivery
 	due         time.Time       // NACKed with a redelivery delay: when it is ready again
 	writes      int             // in this many consumers' unwritten (Written callbacks to come)
-	acked       bool            // acknowledged while writes > 0: the last callback recycles it
+	acked       bool            // consumed while writes > 0: the last callback recycles it
 }
 
 // message returns what to deliver: m, or its redelivered copy.
@@ -65,6 +65,18 @@ func seqOf(id string) uint64 {
 		return 0
 	}
 	return n
+}
+
+// recycle keeps qm, consumed, for reuse once nothing refers to it: now,
+// or at the last Written callback still to come for it (a consumer that
+// left may have had it on its way, or the client acknowledged it before
+// the writer reported). b.mu must be held.
+func (b *Broker) recycle(qm *qmsg) {
+	if qm.writes > 0 {
+		qm.acked = true
+		return
+	}
+	b.free.put(qm)
 }
 
 // maxFree bounds the queue and topic message structs the broker keeps for
@@ -424,7 +436,7 @@ func (b *Broker) written(c *consumer, err error) {
 			b.consumed(qm)
 			b.admit(q)
 			b.st.acked++
-			b.free.put(qm) // nothing refers to it any more
+			b.recycle(qm)
 		case errors.Is(err, frame.ErrUnencodable):
 			// The subscriber's version cannot carry this message's
 			// headers; redelivering would fail forever.
@@ -449,7 +461,7 @@ func (b *Broker) written(c *consumer, err error) {
 		b.cfg.logger.Warn("stomp message not encodable for subscriber; dropped", "queue", q.name, "id", msgID(qm.m), "err", err)
 		b.dispatch(q)
 	} else if qm.acked && qm.writes == 0 {
-		b.free.put(qm) // acknowledged before the last of its callbacks
+		b.free.put(qm) // consumed before the last of its callbacks
 	}
 	if auto {
 		b.unstall(cl, q) // q was just dispatched
