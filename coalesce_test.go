@@ -14,8 +14,9 @@ import (
 // every frame it had, waits d before it reads again, so a frame written in
 // the meantime arrives at the end of the wait together with whatever
 // followed it; frames already buffered are not held, and a frame after a
-// longer silence arrives at once. Without the option a frame arrives when
-// it is written.
+// longer silence arrives at once. It does not wait right after the
+// connection wrote (here the SUBSCRIBE, before message 0). Without the
+// option a frame arrives when it is written.
 func TestReadCoalesce(t *testing.T) {
 	const d = time.Millisecond
 	msg := func(sub *Subscription, i int) string {
@@ -29,7 +30,7 @@ func TestReadCoalesce(t *testing.T) {
 		want [5]time.Duration
 	}{
 		{"off", nil, [5]time.Duration{0, 300 * time.Microsecond, 300 * time.Microsecond, 300 * time.Microsecond, 10300 * time.Microsecond}},
-		{"1ms", []Option{WithReadCoalesce(d)}, [5]time.Duration{0, d, 2 * d, 2 * d, 2*d + 10*time.Millisecond}},
+		{"1ms", []Option{WithReadCoalesce(d)}, [5]time.Duration{0, 300 * time.Microsecond, 300*time.Microsecond + d, 300*time.Microsecond + d, 10300*time.Microsecond + d}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -43,8 +44,8 @@ func TestReadCoalesce(t *testing.T) {
 				go func() {
 					p.Write(msg(sub, 0))
 					time.Sleep(300 * time.Microsecond)
-					p.Write(msg(sub, 1))               // waits in the transport for the reader
-					p.Write(msg(sub, 2) + msg(sub, 3)) // two frames in one write
+					p.Write(msg(sub, 1))
+					p.Write(msg(sub, 2) + msg(sub, 3)) // two frames in one write, waiting for the reader
 					time.Sleep(10 * time.Millisecond)
 					p.Write(msg(sub, 4))
 				}()
@@ -60,6 +61,50 @@ func TestReadCoalesce(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestReadCoalesceNotWhileWriting: a connection that writes expects an
+// answer (a RECEIPT, the next messages of a prefetch window), so a write
+// ends the reader's wait, and the reader does not wait right after one:
+// a window is not slowed to one per d.
+func TestReadCoalesceNotWhileWriting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, p := connectPeer(t, V12, []Option{WithReadCoalesce(MaxReadCoalesce)})
+		sub, err := c.Subscribe(ctxT(t), "/queue/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Expect("SUBSCRIBE")
+		start := time.Now()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			msg := func(i int) {
+				p.Send("MESSAGE", fmt.Sprint(i), "subscription", sub.ID(), "destination", "/queue/a", "message-id", fmt.Sprint(i))
+			}
+			msg(0)
+			time.Sleep(time.Millisecond)
+			msg(1)
+			p.Expect("SEND")
+			msg(2)
+		}()
+		// 0 at once (no wait after the SUBSCRIBE), 1 a millisecond later;
+		// the reader then waits until the Send at 1.5 ms, so 2, sent when
+		// the peer has read the SEND, arrives at 1.5 ms too.
+		for i, want := range []time.Duration{0, time.Millisecond, 1500 * time.Microsecond} {
+			if i == 2 {
+				time.Sleep(500 * time.Microsecond)
+				if err := c.Send(ctxT(t), "/queue/b", nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m := <-sub.C()
+			if got := time.Since(start); string(m.Body) != fmt.Sprint(i) || got != want {
+				t.Fatalf("message %q at %v, want %d at %v", m.Body, got, i, want)
+			}
+		}
+		<-done
+	})
 }
 
 // TestReadCoalesceEndsWithTheSession: Close does not wait for the reader's

@@ -233,12 +233,15 @@ const MaxReadCoalesce = 100 * time.Millisecond
 // at once: one system call and one wake-up for many frames instead of
 // one each. It is for a consumer of a server that writes one frame per
 // write (RabbitMQ and ActiveMQ do) at high rates: against RabbitMQ, 1 ms
-// cut the client's CPU per message by about four (BENCHMARKS.md). Every
-// frame, MESSAGE or RECEIPT, may then reach the application up to d
-// later than it arrived. Nothing is lost, and the heart-beat monitor
-// counts the wait as the server's silence only if the server stays
-// silent. 0, the default, reads as soon as the last frame is handled; d
-// may not exceed MaxReadCoalesce.
+// cut the client's CPU per message by about five (BENCHMARKS.md). Every
+// frame may then reach the application up to d later than it arrived.
+// The reader does not wait while the connection writes: a write (an ACK,
+// a SEND, a SUBSCRIBE) since the last frame, or during the wait, means an
+// answer is awaited, and holding it back would slow a flow bounded by a
+// window (a prefetch, receipts awaited before more sends) to one window
+// per d. Nothing is lost, and the wait ends with the connection. 0, the
+// default, reads as soon as the last frame is handled; d may not exceed
+// MaxReadCoalesce.
 func WithReadCoalesce(d time.Duration) Option {
 	return func(c *config) {
 		if d < 0 || d > MaxReadCoalesce {

@@ -32,10 +32,13 @@ type session struct {
 	server         string
 	hbSend, hbRecv time.Duration
 
-	r    *frame.Reader      // owned by the reader goroutine
-	live *wire.Liveness     // the reader's transport, with the heart-beat monitor
-	w    *wire.Writer       // owned by the writer goroutine
-	mon  *heartbeat.Monitor // ends the session itself (OnDead)
+	r    *frame.Reader  // owned by the reader goroutine
+	live *wire.Liveness // the reader's transport, with the heart-beat monitor
+	w    *wire.Writer   // owned by the writer goroutine
+	// wrote is signalled by the writer's writes, for WithReadCoalesce
+	// (nil without it).
+	wrote <-chan struct{}
+	mon   *heartbeat.Monitor // ends the session itself (OnDead)
 
 	direct direct // SENDs encoded by their callers (direct.go)
 
@@ -78,6 +81,9 @@ func newSession(c *Conn, rw io.ReadWriteCloser, ep endpoint) *session {
 	s.r = frame.NewReader(s.live)
 	s.r.SetLimits(c.cfg.limits)
 	s.w = wire.NewWriter(rw, s.writeTimeout)
+	if c.cfg.readCoalesce > 0 {
+		s.wrote = s.w.WatchWrites()
+	}
 	return s
 }
 

@@ -20,10 +20,10 @@ func (s *session) readLoop() error {
 	// A MESSAGE becomes the user's: the Reader hands its header entries and
 	// body over instead of dispatch copying them out of its buffers.
 	s.r.SetOwned(frame.CmdMessage)
-	var coalesce *time.Timer // WithReadCoalesce's wait, made once
+	co := coalescer{d: c.cfg.readCoalesce, wrote: s.wrote} // WithReadCoalesce
 	for read := false; ; read = true {
-		if d := c.cfg.readCoalesce; d > 0 && read && s.r.Buffered() == 0 {
-			coalesce = s.coalesce(coalesce, d)
+		if co.d > 0 && read && s.r.Buffered() == 0 {
+			co.wait(s)
 		}
 		f, err := s.r.ReadFrame()
 		if err != nil {
@@ -60,21 +60,45 @@ func (s *session) readLoop() error {
 	}
 }
 
-// coalesce waits d, or until the session ends, before the reader reads
-// the transport again (WithReadCoalesce). It returns the timer to wait
-// with next time.
-func (s *session) coalesce(t *time.Timer, d time.Duration) *time.Timer {
-	if t == nil {
-		t = time.NewTimer(d)
-	} else {
-		t.Reset(d)
+// coalescer is the reader's wait of WithReadCoalesce.
+type coalescer struct {
+	d     time.Duration
+	t     *time.Timer     // made at the first wait
+	wrote <-chan struct{} // signalled by every write of the session
+	seen  uint64          // the session's writes when last looked at
+}
+
+// wait waits d before the reader reads the transport again, unless the
+// session has written since the last wait, or until it writes or ends.
+// A session that writes (ACKs, SENDs with receipts) expects the server's
+// answer: holding it back would slow every flow bounded by a window (a
+// prefetch, receipts awaited) to a window per d.
+func (co *coalescer) wait(s *session) {
+	n := s.w.Writes()
+	if n != co.seen {
+		co.seen = n
+		return
 	}
 	select {
-	case <-t.C:
-	case <-s.ctx.Done():
-		t.Stop()
+	case <-co.wrote: // for a write counted already
+	default:
 	}
-	return t
+	if n2 := s.w.Writes(); n2 != n {
+		co.seen = n2
+		return
+	}
+	if co.t == nil {
+		co.t = time.NewTimer(co.d)
+	} else {
+		co.t.Reset(co.d)
+	}
+	select {
+	case <-co.t.C:
+		return
+	case <-co.wrote:
+	case <-s.ctx.Done():
+	}
+	co.t.Stop()
 }
 
 // waitRoom waits until the messages waiting for the application are back

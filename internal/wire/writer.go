@@ -2,6 +2,7 @@ package wire
 
 import (
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/stompout/stomp/frame"
@@ -40,7 +41,23 @@ type Writer struct {
 	dl      WriteDeadliner
 	dst     io.Writer
 	pacer   *heartbeat.Pacer
+	// writes counts the writes to the transport begun; each also signals
+	// wrote, if set (WatchWrites), without waiting.
+	writes atomic.Uint64
+	wrote  chan struct{}
 }
+
+// WatchWrites returns a channel (capacity 1) that each write to the
+// transport from now on signals, for another goroutine to notice that the
+// connection has written. Call it before the Writer's goroutine starts.
+func (w *Writer) WatchWrites() <-chan struct{} {
+	w.wrote = make(chan struct{}, 1)
+	return w.wrote
+}
+
+// Writes returns how many writes to the transport have begun. It is safe
+// for concurrent use.
+func (w *Writer) Writes() uint64 { return w.writes.Load() }
 
 // NewWriter returns a Writer to dst. timeout, if not nil, is asked before
 // every write to the transport for the deadline to set (0: none); it is
@@ -165,6 +182,13 @@ type deadlineWriter struct{ w *Writer }
 
 func (d deadlineWriter) Write(p []byte) (int, error) {
 	w := d.w
+	w.writes.Add(1)
+	if w.wrote != nil {
+		select {
+		case w.wrote <- struct{}{}:
+		default:
+		}
+	}
 	var timeout time.Duration
 	if w.timeout != nil {
 		timeout = w.timeout()
