@@ -44,7 +44,7 @@ func (c *connFlags) register(fs *flag.FlagSet, url string) {
 	fs.StringVar(&c.host, "host", "/", "virtual host sent in CONNECT")
 	fs.StringVar(&c.version, "version", "", "accept only this STOMP `version` (1.0, 1.1 or 1.2); default any")
 	fs.DurationVar(&c.heartBeat, "heart-beat", 10*time.Second, "heart-beat interval in both directions (0 turns them off)")
-	fs.DurationVar(&c.coalesce, "read-coalesce", 0, "after the last frame read, wait this long before reading again: fewer system calls against a broker that writes one frame at a time (RabbitMQ, ActiveMQ), each frame up to this much later (0: off; at most 100ms)")
+	fs.DurationVar(&c.coalesce, "read-coalesce", 0, "after the last frame read, unless the connection has written since, wait this long before reading again: fewer system calls against a broker that writes one frame at a time (RabbitMQ, ActiveMQ), each frame up to this much later (0: off; at most 100ms)")
 	fs.BoolVar(&c.insecure, "insecure", false, "skip TLS certificate verification (tls:// and wss://)")
 	fs.Var(&c.headers, "H", "extra frame header `key:value` (repeatable)")
 }
