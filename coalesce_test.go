@@ -34,12 +34,7 @@ func TestReadCoalesce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				c, p := connectPeer(t, V12, tc.opts)
-				sub, err := c.Subscribe(ctxT(t), "/queue/a")
-				if err != nil {
-					t.Fatal(err)
-				}
-				p.Expect("SUBSCRIBE")
+				c, p, sub := subscribed(t, tc.opts...)
 				start := time.Now()
 				go func() {
 					p.Write(msg(sub, 0))
@@ -69,12 +64,7 @@ func TestReadCoalesce(t *testing.T) {
 // a window is not slowed to one per d.
 func TestReadCoalesceNotWhileWriting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, p := connectPeer(t, V12, []Option{WithReadCoalesce(MaxReadCoalesce)})
-		sub, err := c.Subscribe(ctxT(t), "/queue/a")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Expect("SUBSCRIBE")
+		c, p, sub := subscribed(t, WithReadCoalesce(MaxReadCoalesce))
 		start := time.Now()
 		done := make(chan struct{})
 		go func() {
@@ -111,12 +101,7 @@ func TestReadCoalesceNotWhileWriting(t *testing.T) {
 // wait to end.
 func TestReadCoalesceEndsWithTheSession(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c, p := connectPeer(t, V12, []Option{WithReadCoalesce(MaxReadCoalesce)})
-		sub, err := c.Subscribe(ctxT(t), "/queue/a")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Expect("SUBSCRIBE")
+		c, p, sub := subscribed(t, WithReadCoalesce(MaxReadCoalesce))
 		p.Send("MESSAGE", "x", "subscription", sub.ID(), "destination", "/queue/a", "message-id", "1")
 		<-sub.C() // the reader now waits MaxReadCoalesce
 		start := time.Now()
@@ -135,4 +120,17 @@ func TestReadCoalesceRange(t *testing.T) {
 			t.Fatalf("WithReadCoalesce(%v): err = %v", d, err)
 		}
 	}
+}
+
+// subscribed connects to a peer with opts and subscribes to /queue/a in
+// auto mode.
+func subscribed(t *testing.T, opts ...Option) (*Conn, *stomptest.Peer, *Subscription) {
+	t.Helper()
+	c, p := connectPeer(t, V12, opts)
+	sub, err := c.Subscribe(ctxT(t), "/queue/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Expect("SUBSCRIBE")
+	return c, p, sub
 }
