@@ -23,7 +23,7 @@ type qmsg struct {
 	again       *server.Message // m with redelivered:true, made on first redelivery
 	due         time.Time       // NACKed with a redelivery delay: when it is ready again
 	writes      int             // in this many consumers' unwritten (Written callbacks to come)
-	acked       bool            // consumed while writes > 0: the last callback recycles it
+	consumed    bool            // consumed while writes > 0: the last callback recycles it
 }
 
 // message returns what to deliver: m, or its redelivered copy.
@@ -73,7 +73,7 @@ func seqOf(id string) uint64 {
 // the writer reported). b.mu must be held.
 func (b *Broker) recycle(qm *qmsg) {
 	if qm.writes > 0 {
-		qm.acked = true
+		qm.consumed = true
 		return
 	}
 	b.free.put(qm)
@@ -460,7 +460,7 @@ func (b *Broker) written(c *consumer, err error) {
 		b.st.undeliverable++
 		b.cfg.logger.Warn("stomp message not encodable for subscriber; dropped", "queue", q.name, "id", msgID(qm.m), "err", err)
 		b.dispatch(q)
-	} else if qm.acked && qm.writes == 0 {
+	} else if qm.consumed && qm.writes == 0 {
 		b.free.put(qm) // consumed before the last of its callbacks
 	}
 	if auto {

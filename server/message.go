@@ -133,27 +133,21 @@ func (s *Session) messageID(m *Message, seq uint64) string {
 	return string(s.appendMessageID(nil, m, seq))
 }
 
-// deliveryIDs returns the message-id (msgID if set, else messageID's) and
-// the 1.2 ack id (s.ackSeq; "" before 1.2) of a delivery of m in a client
-// ack mode, made in one string when both are new. s.mu must be held.
-func (s *Session) deliveryIDs(m *Message, msgID string, seq uint64) (string, string) {
-	if msgID == "" && m.ID != "" {
-		msgID = m.ID
-	}
+// deliveryIDs returns the message-id (messageID's) and the 1.2 ack id
+// (s.ackSeq; "" before 1.2) of a delivery of m in a client ack mode, made
+// in one string when both are new. s.mu must be held.
+func (s *Session) deliveryIDs(m *Message, seq uint64) (msgID, ackID string) {
 	if s.version != frame.V12 {
-		if msgID == "" {
-			msgID = s.messageID(m, seq)
-		}
-		return msgID, ""
+		return s.messageID(m, seq), ""
 	}
 	var buf [48]byte
 	b := buf[:0]
-	if msgID == "" {
+	if m.ID == "" {
 		b = s.appendMessageID(b, m, seq)
 	}
 	k := len(b)
 	ids := string(strconv.AppendUint(b, s.ackSeq, 10))
-	if msgID == "" {
+	if msgID = m.ID; msgID == "" {
 		msgID = ids[:k]
 	}
 	return msgID, ids[k:]

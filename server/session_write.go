@@ -110,7 +110,7 @@ func (s *Session) Deliver(d Delivery) error {
 		s.ackSeq++
 		p := s.newPending()
 		p.seq = s.ackSeq
-		it.msgID, it.ackID = s.deliveryIDs(m, it.msgID, it.seq)
+		it.msgID, it.ackID = s.deliveryIDs(m, it.seq)
 		p.msgID, p.ackID = it.msgID, it.ackID
 		s.track(sub, p)
 	}
