@@ -76,7 +76,17 @@ func (b *Broker) recycle(qm *qmsg) {
 		qm.consumed = true
 		return
 	}
+	b.reuse(qm)
+}
+
+// reuse keeps qm for reuse and releases its message to the engine
+// (server.Message.Release): it is consumed, and nothing refers to either
+// any more, nor to its redelivered copy, whose deliveries are written too.
+// b.mu must be held.
+func (b *Broker) reuse(qm *qmsg) {
+	m := qm.m
 	b.free.put(qm)
+	m.Release()
 }
 
 // maxFree bounds the queue and topic message structs the broker keeps for
@@ -461,7 +471,7 @@ func (b *Broker) written(c *consumer, err error) {
 		b.cfg.logger.Warn("stomp message not encodable for subscriber; dropped", "queue", q.name, "id", msgID(qm.m), "err", err)
 		b.dispatch(q)
 	} else if qm.consumed && qm.writes == 0 {
-		b.free.put(qm) // consumed before the last of its callbacks
+		b.reuse(qm) // consumed before the last of its callbacks
 	}
 	if auto {
 		b.unstall(cl, q) // q was just dispatched

@@ -43,6 +43,7 @@ func (b *Broker) topic(name string) *topic {
 func (b *Broker) publish(from *client, m *server.Message) {
 	t := b.topics[m.Destination]
 	if t == nil {
+		m.Release()
 		return
 	}
 	var tm *tmsg
@@ -69,7 +70,11 @@ func (b *Broker) publish(from *client, m *server.Message) {
 			c.holds = append(c.holds, h)
 		}
 	}
-	if tm != nil && b.overMemory() {
+	if tm == nil {
+		// In no backlog: the engine keeps it for the deliveries it
+		// writes, the broker keeps nothing of it.
+		m.Release()
+	} else if b.overMemory() {
 		if h == nil {
 			h = b.newHold(from, m)
 		}
@@ -153,7 +158,9 @@ func (b *Broker) pop(c *consumer) {
 	tm.refs--
 	if tm.refs == 0 {
 		b.give(tm.size)
+		m := tm.m
 		b.freeT.put(tm) // in no backlog any more
+		m.Release()
 	}
 	if len(c.holds) > 0 && c.bbytes <= b.cfg.backlogBytes/2 {
 		b.releaseAll(c)

@@ -59,6 +59,11 @@ type serverUsage struct {
 // profiles only the client side).
 const e2eServerProfileEnv = "STOMP_E2E_SERVER_CPUPROFILE"
 
+// e2eServerMemProfileEnv, when set to a file name, makes the server process
+// record every allocation (runtime.MemProfileRate 1) and write the heap
+// profile there when it stops: go tool pprof -sample_index=alloc_space.
+const e2eServerMemProfileEnv = "STOMP_E2E_SERVER_MEMPROFILE"
+
 // TestE2EServer is not a test: it is the child process of startE2EServer
 // and does nothing unless e2eServerEnv is set. It serves on an ephemeral
 // loopback port, prints "addr HOST:PORT", answers each "usage" line on stdin
@@ -104,6 +109,20 @@ func TestE2EServer(t *testing.T) {
 		defer func() {
 			pprof.StopCPUProfile()
 			f.Close()
+		}()
+	}
+	if path := os.Getenv(e2eServerMemProfileEnv); path != "" {
+		runtime.MemProfileRate = 1
+		defer func() {
+			f, err := os.Create(path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer f.Close()
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				t.Error(err)
+			}
 		}()
 	}
 	fmt.Printf("addr %s\n", addr)

@@ -29,6 +29,14 @@ type sendCtl struct {
 	// field of Message the engine would write after handing the Message
 	// over: a handler may copy the Message on other goroutines.
 	used atomic.Bool
+	// class is, for a Message in a msgBox, the index of its box class plus
+	// one (0: in none), and refs counts the box's references: the
+	// engine's while Send runs, the handler's until Message.Release, and
+	// one per Delivery until it is written. released is set by the
+	// handler's Release.
+	class    int8
+	refs     atomic.Int32
+	released atomic.Bool
 }
 
 // Defer, called by Handler.Send before it returns nil, says the handler
@@ -134,7 +142,7 @@ func (s *Session) drainLocked() (receipt string, err error) {
 		if c.hasReceipt && !s.closing {
 			// Not bounded by the outbound queue: these RECEIPTs are
 			// bounded by the send window instead.
-			s.out = append(s.out, outItem{f: frame.New(frame.CmdReceipt, frame.HdrReceiptID, c.receipt)})
+			s.queueLocked(outItem{f: frame.New(frame.CmdReceipt, frame.HdrReceiptID, c.receipt)})
 		}
 	}
 	return "", nil
@@ -238,6 +246,7 @@ func (s *Session) callSend(m *Message) error {
 	ctl.s, ctl.size = s, sendSize(m)
 	err := s.srv.h.Send(s.ctx, s, m)
 	ctl.used.Store(true)
+	m.unref() // the engine is done with m; the handler may still hold it
 	return err
 }
 

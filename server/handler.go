@@ -46,7 +46,8 @@ type Handler interface {
 	// otherwise the engine makes one. An error refuses the connection.
 	Connect(ctx context.Context, s *Session, req *ConnectRequest) error
 	// Send handles a message from a SEND frame, at COMMIT for transactional
-	// sends. m and its body belong to the handler. Returning nil completes
+	// sends. m and its body belong to the handler (until it calls
+	// m.Release, if it does). Returning nil completes
 	// the SEND (its RECEIPT is written) unless Send called m.Defer, which
 	// completes it later.
 	Send(ctx context.Context, s *Session, m *Message) error
@@ -141,7 +142,9 @@ const (
 // the frame from it): a delivered Message must not be modified until then.
 //
 // A Message from a SEND is one allocation with its header entries (up to
-// four, receipt included) and, for bodies up to 1 KiB, its body.
+// four, receipt included) and, for bodies up to 1 KiB, its body; a handler
+// that gives it back with Release once done with it lets the engine reuse
+// that memory for a later SEND.
 type Message struct {
 	// ID is the message-id. Handlers set it (or Seq) before Deliver; if
 	// both are empty the engine makes one per delivery. It is "" on Send.

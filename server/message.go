@@ -2,126 +2,173 @@ package server
 
 import (
 	"strconv"
+	"sync"
+	"unsafe"
 
 	"github.com/stompout/stomp/frame"
 )
 
 // msgBox is a Message from a SEND together with what the engine keeps for
-// it, so that they cost one allocation: the send control Defer uses and
-// room for the header entries. The sized variants below add the body:
-// their byte arrays come after every pointer, so the collector does not
-// scan them.
+// it, so that they cost one allocation: the send control Defer uses
+// (which also counts the box's references, see Message.Release) and room
+// for the header entries. A sizedBox adds the body: its byte array comes
+// after every pointer, so the collector does not scan it.
 type msgBox struct {
 	m    Message
 	ctl  sendCtl
 	room frame.HeaderRoom
 }
 
-type (
-	msgBox32 struct {
-		msgBox
-		body [32]byte
+// sizedBox is a msgBox with room for a body of up to len(A) bytes.
+type sizedBox[A bodyRoom] struct {
+	msgBox
+	body A
+}
+
+// bodyRoom lists the body arrays of the box classes.
+type bodyRoom interface {
+	[32]byte | [64]byte | [128]byte | [192]byte | [256]byte | [384]byte |
+		[512]byte | [640]byte | [768]byte | [896]byte | [1024]byte
+}
+
+// boxClass is one size of msgBox, with the released boxes of that size.
+type boxClass struct {
+	max  int // the largest body it holds
+	pool sync.Pool
+	// get returns a box of this class, kept or new, and its body room
+	// cut to n bytes; put keeps b, zeroed but for its body room.
+	get func(c *boxClass, n int) (*msgBox, []byte)
+	put func(c *boxClass, b *msgBox)
+}
+
+// boxClasses are the classes by body size: class 0 holds no body (a body
+// above 1 KiB gets an array of its own), the others step by at most 128
+// bytes (64 up to 256), so that the room a body leaves unused stays small
+// next to what the byte budgets count. sendCtl.class is an index here
+// plus one (0: the Message is in no box).
+var boxClasses = [...]boxClass{
+	{max: 0, get: getPlain, put: putPlain},
+	sized[[32]byte](), sized[[64]byte](), sized[[128]byte](), sized[[192]byte](),
+	sized[[256]byte](), sized[[384]byte](), sized[[512]byte](), sized[[640]byte](),
+	sized[[768]byte](), sized[[896]byte](), sized[[1024]byte](),
+}
+
+// maxBoxed is the largest body a box holds.
+const maxBoxed = 1024
+
+func sized[A bodyRoom]() boxClass {
+	var a A
+	return boxClass{
+		max: len(a),
+		get: func(c *boxClass, n int) (*msgBox, []byte) {
+			x, _ := c.pool.Get().(*sizedBox[A])
+			if x == nil {
+				x = new(sizedBox[A])
+			}
+			return &x.msgBox, unsafe.Slice((*byte)(unsafe.Pointer(&x.body)), n)
+		},
+		put: func(c *boxClass, b *msgBox) {
+			// b is the first field of its sizedBox[A] (get made it so).
+			x := (*sizedBox[A])(unsafe.Pointer(b))
+			x.msgBox = msgBox{}
+			c.pool.Put(x)
+		},
 	}
-	msgBox64 struct {
-		msgBox
-		body [64]byte
+}
+
+func getPlain(c *boxClass, n int) (*msgBox, []byte) {
+	b, _ := c.pool.Get().(*msgBox)
+	if b == nil {
+		b = new(msgBox)
 	}
-	msgBox128 struct {
-		msgBox
-		body [128]byte
+	if n == 0 {
+		return b, nil
 	}
-	msgBox192 struct {
-		msgBox
-		body [192]byte
-	}
-	msgBox256 struct {
-		msgBox
-		body [256]byte
-	}
-	msgBox384 struct {
-		msgBox
-		body [384]byte
-	}
-	msgBox512 struct {
-		msgBox
-		body [512]byte
-	}
-	msgBox640 struct {
-		msgBox
-		body [640]byte
-	}
-	msgBox768 struct {
-		msgBox
-		body [768]byte
-	}
-	msgBox896 struct {
-		msgBox
-		body [896]byte
-	}
-	msgBox1024 struct {
-		msgBox
-		body [1024]byte
-	}
-)
+	return b, make([]byte, n)
+}
+
+func putPlain(c *boxClass, b *msgBox) {
+	*b = msgBox{}
+	c.pool.Put(b)
+}
 
 // newMessage returns a Message holding copies of f's headers and body
-// (which the Reader reuses): one allocation for a body up to 1 KiB and at
-// most four header entries (receipt and transaction included), two
-// beyond. The body arrays step by at most 128 bytes (64 up to 256), so
-// that the room a body leaves unused stays small next to what the byte
-// budgets count. Its ctl is set, for callSend.
+// (which the Reader reuses), in a box of its own or one released by a
+// handler (Message.Release): one allocation for a body up to 1 KiB and at
+// most four header entries (receipt and transaction included), two beyond,
+// none when a released box is reused and the header fits its room. Its
+// ctl is set, for callSend, holding two references: the engine's, which
+// callSend gives up, and the handler's.
 func newMessage(f *frame.Frame, dest string) *Message {
-	var b *msgBox
-	var body []byte
-	switch n := len(f.Body); {
-	case n == 0:
-		b = new(msgBox)
-	case n <= 32:
-		x := new(msgBox32)
-		b, body = &x.msgBox, x.body[:n:n]
-	case n <= 64:
-		x := new(msgBox64)
-		b, body = &x.msgBox, x.body[:n:n]
-	case n <= 128:
-		x := new(msgBox128)
-		b, body = &x.msgBox, x.body[:n:n]
-	case n <= 192:
-		x := new(msgBox192)
-		b, body = &x.msgBox, x.body[:n:n]
-	case n <= 256:
-		x := new(msgBox256)
-		b, body = &x.msgBox, x.body[:n:n]
-	case n <= 384:
-		x := new(msgBox384)
-		b, body = &x.msgBox, x.body[:n:n]
-	case n <= 512:
-		x := new(msgBox512)
-		b, body = &x.msgBox, x.body[:n:n]
-	case n <= 640:
-		x := new(msgBox640)
-		b, body = &x.msgBox, x.body[:n:n]
-	case n <= 768:
-		x := new(msgBox768)
-		b, body = &x.msgBox, x.body[:n:n]
-	case n <= 896:
-		x := new(msgBox896)
-		b, body = &x.msgBox, x.body[:n:n]
-	case n <= 1024:
-		x := new(msgBox1024)
-		b, body = &x.msgBox, x.body[:n:n]
-	default:
-		b = new(msgBox)
-		body = make([]byte, n)
+	n := len(f.Body)
+	i := 0
+	if n <= maxBoxed {
+		for boxClasses[i].max < n {
+			i++
+		}
 	}
+	c := &boxClasses[i]
+	b, body := c.get(c, n)
 	copy(body, f.Body)
 	m := &b.m
 	m.Destination = dest
 	m.Header = f.Header.CloneInto(&b.room)
 	if f.Body != nil {
-		m.Body = body
+		m.Body = body[:n:n]
 	}
 	m.ctl = &b.ctl
+	b.ctl.class = int8(i + 1)
+	b.ctl.refs.Store(2)
 	return m
+}
+
+// Release tells the engine that the handler is done with m, a Message the
+// engine passed to Handler.Send: the handler keeps no reference to m, to
+// its Body or its Header, nor to a copy of the Message that shares them.
+// The engine then reuses m's memory for a later SEND once it is done with
+// m too: once Send has returned and every Delivery of m has been written
+// (its Written called). Calling Release is optional (a Message never
+// released is left to the garbage collector) and it saves the collector
+// work for a handler that passes many messages through. A second call
+// does nothing, but only until the memory is reused: after Release, m is
+// no longer the handler's to touch. On a Message the handler made itself,
+// it does nothing.
+func (m *Message) Release() {
+	if c := m.ctl; c != nil && c.class != 0 && m == &c.box().m && c.released.CompareAndSwap(false, true) {
+		c.unref()
+	}
+}
+
+// ref counts one more reference to m's box (a Delivery of m), if m is in
+// one.
+func (m *Message) ref() {
+	if c := m.ctl; c != nil && c.class != 0 {
+		c.refs.Add(1)
+	}
+}
+
+// unref gives up a reference to m's box, if m is in one.
+func (m *Message) unref() {
+	if c := m.ctl; c != nil && c.class != 0 {
+		c.unref()
+	}
+}
+
+// box returns the msgBox c is in (c.class is not 0).
+func (c *sendCtl) box() *msgBox {
+	return (*msgBox)(unsafe.Add(unsafe.Pointer(c), -int(unsafe.Offsetof(msgBox{}.ctl))))
+}
+
+// unref gives up a reference to c's box (c.class is not 0), and keeps the
+// box for reuse when it was the last.
+func (c *sendCtl) unref() {
+	switch n := c.refs.Add(-1); {
+	case n == 0:
+		k := &boxClasses[c.class-1]
+		k.put(k, c.box())
+	case n < 0:
+		panic("server: Message released more often than it was referenced (Release called twice?)")
+	}
 }
 
 // messageID returns the message-id of a delivery of m: m.ID, else the

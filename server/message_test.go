@@ -3,10 +3,13 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
+
+	"github.com/stompout/stomp/frame"
 )
 
 // TestDeliverMessageIDs checks the message-id of each kind of delivery,
@@ -102,4 +105,114 @@ func TestSendMessageRoundTrip(t *testing.T) {
 			})
 		}
 	}
+}
+
+// releasing delivers every message it is sent to subscription "0" of the
+// sending session and releases it at once, while the delivery is still
+// queued: the engine must keep the box until it is written.
+type releasing struct{ recorder }
+
+func (h *releasing) Send(ctx context.Context, s *Session, m *Message) error {
+	err := s.Deliver(Delivery{Subscription: "0", Message: m})
+	m.Release()
+	m.Release() // a second call does nothing
+	return err
+}
+
+// TestReleaseKeepsQueuedDeliveries sends messages of every box class
+// through a handler that releases each one as soon as it has delivered it,
+// so that released boxes are reused for the SENDs that follow while their
+// MESSAGEs are still being written: every MESSAGE must come out as its SEND
+// went in.
+func TestReleaseKeepsQueuedDeliveries(t *testing.T) {
+	sizes := []int{0, 5, 32, 33, 100, 200, 300, 500, 700, 800, 1000, 1024, 1025, 3000}
+	const n = 600
+	body := func(i int) string {
+		b := make([]byte, sizes[i%len(sizes)])
+		for j := range b {
+			b[j] = 'a' + byte((i+j)%26)
+		}
+		return string(b)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		c := dial(t, testServer(&releasing{}))
+		c.connect("1.2", "s1")
+		c.send("SUBSCRIBE\nid:0\ndestination:/queue/a\n\n\x00")
+		sent := make(chan error, 1)
+		go func() {
+			var all strings.Builder
+			for i := range n {
+				fmt.Fprintf(&all, "SEND\ndestination:/queue/a\nseq:%d\n\n%s\x00", i, body(i))
+			}
+			_, err := io.WriteString(c.c, all.String())
+			sent <- err
+		}()
+		for i := range n {
+			c.expect(fmt.Sprintf("MESSAGE\ndestination:/queue/a\nmessage-id:s1-%d\nsubscription:0\nseq:%d\ncontent-length:%d\n\n%s\x00", i+1, i, len(body(i)), body(i)))
+		}
+		if err := <-sent; err != nil {
+			t.Fatal(err)
+		}
+		c.close()
+	})
+}
+
+// TestReleaseReuse checks when a box is reused: only once the engine, the
+// handler (Release) and every delivery (written) are done with it; never
+// for a Message the handler made itself.
+func TestReleaseReuse(t *testing.T) {
+	f := frame.New(frame.CmdSend, "destination", "/queue/a")
+	f.Body = []byte("0123456789abcdef0123456789abcdef")
+	t.Run("not while the engine holds it", func(t *testing.T) {
+		for range 100 {
+			m := newMessage(f, "/queue/a")
+			m.Release() // the handler's reference; the engine's remains
+			if m2 := newMessage(f, "/queue/a"); m2 == m {
+				t.Fatal("a box was reused while the engine still held it")
+			}
+		}
+	})
+	t.Run("not while a delivery holds it", func(t *testing.T) {
+		for range 100 {
+			m := newMessage(f, "/queue/a")
+			m.ref() // a Delivery
+			m.unref()
+			m.Release()
+			if m2 := newMessage(f, "/queue/a"); m2 == m {
+				t.Fatal("a box was reused while a delivery still held it")
+			}
+		}
+	})
+	t.Run("once all are done", func(t *testing.T) {
+		reused := 0
+		for range 100 {
+			m := newMessage(f, "/queue/a")
+			m.ref()
+			m.unref() // the delivery, written
+			m.unref() // the engine, Send returned
+			m.Release()
+			m2 := newMessage(f, "/queue/a")
+			if m2 == m {
+				reused++
+			}
+			if string(m2.Body) != string(f.Body) || m2.Destination != "/queue/a" || m2.Header.Get("destination") != "/queue/a" {
+				t.Fatalf("reused box holds %q %q %v", m2.Body, m2.Destination, m2.Header)
+			}
+		}
+		// sync.Pool may drop what it is given (it does so on purpose under
+		// -race, for a quarter of them) or hand it to another P.
+		if reused < 50 {
+			t.Fatalf("%d of 100 released boxes reused at once, want most", reused)
+		}
+	})
+	t.Run("never a handler's own", func(t *testing.T) {
+		m := &Message{Destination: "/queue/a", Body: f.Body}
+		m.Release()
+		m.Release()
+		c := *newMessage(f, "/queue/a") // a copy shares the ctl, not the box
+		c.Release()
+		if c.ctl.released.Load() {
+			t.Fatal("Release of a copy released the original")
+		}
+	})
 }

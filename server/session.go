@@ -54,8 +54,12 @@ type Session struct {
 	mu sync.Mutex // guards the fields below; never held across I/O or handler calls
 	// subs are the session's subscriptions by id.
 	subs map[string]*Subscription
-	// out is the outbound queue, taken by the writer in batches.
+	// out is the outbound queue, taken by the writer in batches; its
+	// array is rs's.
 	out []outItem
+	// rs is the writer's scratch, held while there is something to
+	// write (scratchLocked).
+	rs *runScratch
 	// outMsgs and outBytes count the MESSAGE frames in out and their
 	// bytes (the bounded part).
 	outMsgs, outBytes int

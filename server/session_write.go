@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/stompout/stomp/frame"
@@ -114,10 +115,8 @@ func (s *Session) Deliver(d Delivery) error {
 		p.msgID, p.ackID = it.msgID, it.ackID
 		s.track(sub, p)
 	}
-	if s.out == nil {
-		s.out = make([]outItem, 0, outStart)
-	}
-	s.out = append(s.out, it)
+	s.queueLocked(it)
+	m.ref() // until the writer is done with it (Message.Release)
 	s.outMsgs++
 	s.outBytes += size
 	s.wakeLocked()
@@ -125,10 +124,31 @@ func (s *Session) Deliver(d Delivery) error {
 	return nil
 }
 
-// outStart is the capacity the outbound queue starts a writer run with:
-// room for a small batch without regrowing (the queue's array is given
-// back when the writer goes idle).
+// outStart is the capacity of the two arrays of a new runScratch: room
+// for a small batch without regrowing.
 const outStart = 8
+
+// queueLocked appends it to the outbound queue, which takes the spare
+// array of the session's runScratch when it has none (each array is in
+// one hand: the queue's, the writer's batch, or the scratch's). s.mu must
+// be held.
+func (s *Session) queueLocked(it outItem) {
+	if s.out == nil {
+		rs := s.scratchLocked()
+		s.out, rs.spare = rs.spare, nil
+	}
+	s.out = append(s.out, it)
+}
+
+// scratchLocked returns the session's runScratch, taking one from
+// scratchPool if it holds none: it holds one from the first item queued
+// (or the writer's start) until the writer exits. s.mu must be held.
+func (s *Session) scratchLocked() *runScratch {
+	if s.rs == nil {
+		s.rs = scratchPool.Get().(*runScratch)
+	}
+	return s.rs
+}
 
 // messageFrame builds the MESSAGE frame of the delivery it in f, reusing
 // f's header array; id is its message-id when it.msgID is empty. Writer
@@ -192,7 +212,7 @@ func (s *Session) enqueue(it outItem) error {
 			return ErrSessionClosed
 		}
 		if len(s.out) < s.srv.cfg.outbound+controlReserve {
-			s.out = append(s.out, it)
+			s.queueLocked(it)
 			s.wakeLocked()
 			s.mu.Unlock()
 			return nil
@@ -215,7 +235,7 @@ func (s *Session) shutdown(cause error, ef *frame.Frame) {
 	}
 	s.closing = true
 	s.cause = cause
-	s.out = append(s.out, outItem{f: ef, final: true})
+	s.queueLocked(outItem{f: ef, final: true})
 	s.linger = time.AfterFunc(s.srv.cfg.linger, s.abortTransport)
 	s.notifyLocked()
 	s.wakeLocked()
@@ -296,17 +316,56 @@ func (s *Session) startHeartBeats(interval time.Duration) {
 	s.hbTimer = time.AfterFunc(period, s.beat)
 }
 
-// runScratch is what one writer run reuses from batch to batch, in one
-// allocation: the second array of the outbound queue (the writer swaps
-// it with the one Deliver appends to), the MESSAGE frame it builds each
-// delivery in, with room for its header entries, and room to format a
-// batch's message-ids.
+// runScratch is what a writer run reuses from batch to batch: the two
+// arrays of the outbound queue (Deliver appends to spare, the writer swaps
+// it with batch), the MESSAGE frame it builds each delivery in, with room
+// for its header entries, and room to format a batch's message-ids. A
+// session holds one only while it has something to write (scratchLocked);
+// the writer gives it back to scratchPool when it exits, so that the
+// sessions' runs share a few of them instead of allocating them each run
+// (an idle session still holds no buffer).
 type runScratch struct {
-	mf     frame.Frame
-	room   frame.HeaderRoom
-	out    [outStart]outItem
-	idEnds [outStart]int
-	idBuf  [outStart * 12]byte
+	mf           frame.Frame
+	room         frame.HeaderRoom
+	spare, batch []outItem
+	idBuf        []byte
+	idEnds       []int
+}
+
+// maxKeptItems is the largest queue array (in items) a runScratch keeps
+// when its run ends; a larger one, grown by a burst, is left to the
+// collector.
+const maxKeptItems = 1024
+
+// scratchPool holds the runScratch of no session.
+var scratchPool = sync.Pool{New: func() any {
+	rs := &runScratch{
+		spare:  make([]outItem, 0, outStart),
+		batch:  make([]outItem, 0, outStart),
+		idBuf:  make([]byte, 0, outStart*12),
+		idEnds: make([]int, 0, outStart),
+	}
+	rs.mf.Header = (&frame.Header{}).CloneInto(&rs.room)
+	return rs
+}}
+
+// release puts rs back in scratchPool with spare and batch as its arrays
+// (emptied; nil when large) and nothing left of the last message.
+func (rs *runScratch) release(spare, batch []outItem, idBuf []byte, idEnds []int) {
+	keep := func(a []outItem) []outItem {
+		if cap(a) > maxKeptItems {
+			return nil
+		}
+		return a[:0]
+	}
+	rs.spare, rs.batch = keep(spare), keep(batch)
+	if cap(idEnds) > maxKeptItems {
+		idBuf, idEnds = nil, nil
+	}
+	rs.idBuf, rs.idEnds = idBuf[:0], idEnds[:0]
+	rs.mf.Header.Reset()
+	rs.mf.Body = nil
+	scratchPool.Put(rs)
 }
 
 // writeLoop is the writer goroutine, started by wakeLocked when there is
@@ -331,11 +390,12 @@ func (s *Session) writeLoop() {
 		s.shutdown(s.wbroken, nil)
 		s.abortTransport()
 	}
-	rs := new(runScratch) // one allocation for what the run reuses
-	batch := rs.out[:0]
-	mf := &rs.mf
-	mf.Header = (&frame.Header{}).CloneInto(&rs.room)
-	idBuf, idEnds := rs.idBuf[:0], rs.idEnds[:0]
+	s.mu.Lock()
+	rs := s.scratchLocked()
+	batch := rs.batch
+	rs.batch = nil // the writer's now (see queueLocked)
+	s.mu.Unlock()
+	mf, idBuf, idEnds := &rs.mf, rs.idBuf, rs.idEnds
 	wrote := false // the last batch was flushed: the pacer's clock restarts
 	for {
 		s.mu.Lock()
@@ -345,11 +405,13 @@ func (s *Session) writeLoop() {
 		hb := s.hbDue
 		s.hbDue = false
 		if len(s.out) == 0 && !hb {
-			// Nothing left: give the queue's array back and exit. Whoever
+			// Nothing left: give the scratch back and exit. Whoever
 			// queues next starts a new run.
-			s.out = nil
+			out := s.out
+			s.out, s.rs = nil, nil
 			s.writing = false
 			s.mu.Unlock()
+			rs.release(out, batch, idBuf, idEnds)
 			return
 		}
 		batch, s.out = s.out, batch[:0]
@@ -426,6 +488,9 @@ func (s *Session) writeLoop() {
 				}
 				s.callWritten(cb, err)
 			}
+			if m := batch[i].m; m != nil {
+				m.unref() // after Written, which may Release it
+			}
 		}
 		clear(batch)
 		if final {
@@ -442,7 +507,7 @@ func (s *Session) finish() {
 	s.mu.Lock()
 	s.wfinished = true
 	s.writing = false
-	s.out = nil
+	s.out, s.rs = nil, nil
 	if s.hbTimer != nil {
 		s.hbTimer.Stop()
 	}
