@@ -3,10 +3,12 @@ package frame
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"io"
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // ContentLengthMode says when a Writer puts a content-length header on
@@ -277,8 +279,10 @@ func CheckHeader(v Version, key, value string) error {
 var escapeOf = [256]byte{'\\': '\\', '\n': 'n', ':': 'c', '\r': 'r'}
 
 // appendText appends a header name or value to b, escaping it if asked to.
+// Most have nothing to escape: it looks for what it escapes eight bytes
+// at a time first.
 func (e Encoder) appendText(b []byte, s string, escaped bool) []byte {
-	if !escaped {
+	if !escaped || !needsEscape(s) {
 		return append(b, s...)
 	}
 	start := 0
@@ -292,4 +296,34 @@ func (e Encoder) appendText(b []byte, s string, escaped bool) []byte {
 		start = i + 1
 	}
 	return append(b, s[start:]...)
+}
+
+// needsEscape reports whether s holds a byte that 1.1 or 1.2 escape (a
+// carriage return counts, though 1.1 leaves it as it is).
+func needsEscape(s string) bool {
+	i := 0
+	if len(s) >= 8 {
+		p := unsafe.Slice(unsafe.StringData(s), len(s))
+		for ; i+8 <= len(s); i += 8 {
+			if special(binary.LittleEndian.Uint64(p[i:])) {
+				return true
+			}
+		}
+	}
+	for ; i < len(s); i++ {
+		if escapeOf[s[i]] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// special reports whether one of the eight bytes of x is a byte that 1.1
+// or 1.2 escape: x with the byte XORed in has a zero byte, which
+// (v - 0x01...) &^ v & 0x80... detects without a false positive in the
+// word as a whole.
+func special(x uint64) bool {
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	zero := func(v uint64) uint64 { return (v - lsb) &^ v & msb }
+	return zero(x^(lsb*'\\'))|zero(x^(lsb*'\n'))|zero(x^(lsb*':'))|zero(x^(lsb*'\r')) != 0
 }

@@ -474,3 +474,32 @@ func TestEncoderAppendAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per Append into a slice with room, want 0", n)
 	}
 }
+
+// TestNeedsEscape checks the word-at-a-time scan against the byte table
+// for every special byte at every position of strings up to 40 bytes, and
+// bytes next to the special ones.
+func TestNeedsEscape(t *testing.T) {
+	slow := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if escapeOf[s[i]] != 0 {
+				return true
+			}
+		}
+		return false
+	}
+	for n := 0; n <= 40; n++ {
+		clean := strings.Repeat("a", n)
+		if needsEscape(clean) {
+			t.Fatalf("needsEscape(%q) = true", clean)
+		}
+		for i := range n {
+			for _, c := range []byte{'\\', '\n', ':', '\r', 0, 0x09, 0x0b, 0x0c, 0x0e, 0x39, 0x3b, 0x5b, 0x5d, 0x80, 0xdc, 0xba, 0xff} {
+				b := []byte(clean)
+				b[i] = c
+				if got, want := needsEscape(string(b)), slow(string(b)); got != want {
+					t.Fatalf("needsEscape(%q) = %v, want %v", b, got, want)
+				}
+			}
+		}
+	}
+}
