@@ -319,11 +319,15 @@ func needsEscape(s string) bool {
 }
 
 // special reports whether one of the eight bytes of x is a byte that 1.1
-// or 1.2 escape: x with the byte XORed in has a zero byte, which
-// (v - 0x01...) &^ v & 0x80... detects without a false positive in the
-// word as a whole.
+// or 1.2 escape: x with that byte XORed in has a zero byte.
 func special(x uint64) bool {
+	const lsb = 0x0101010101010101
+	return zeroBytes(x^(lsb*'\\'))|zeroBytes(x^(lsb*'\n'))|zeroBytes(x^(lsb*':'))|zeroBytes(x^(lsb*'\r')) != 0
+}
+
+// zeroBytes returns x with the high bit of each zero byte set (and perhaps
+// of bytes above one, after a borrow): 0 if and only if x has no zero byte.
+func zeroBytes(x uint64) uint64 {
 	const lsb, msb = 0x0101010101010101, 0x8080808080808080
-	zero := func(v uint64) uint64 { return (v - lsb) &^ v & msb }
-	return zero(x^(lsb*'\\'))|zero(x^(lsb*'\n'))|zero(x^(lsb*':'))|zero(x^(lsb*'\r')) != 0
+	return (x - lsb) &^ x & msb
 }
