@@ -44,6 +44,7 @@ type consumer struct {
 	sub      *server.Subscription
 	q        *queue // nil for a topic subscription
 	t        *topic // nil for a queue subscription
+	tpos     int    // its index in t.subs
 	prefetch int
 	// unacked holds, in a client ack mode, the queue messages delivered
 	// and not acknowledged, by message-id (its number, Message.Seq): an
@@ -164,7 +165,7 @@ func (b *Broker) Subscribe(ctx context.Context, s *server.Session, sub *server.S
 	cl.subs[sub.ID] = c
 	if isTopic(sub.Destination) {
 		c.t = b.topic(sub.Destination)
-		c.t.subs[c] = struct{}{}
+		c.t.add(c)
 		return nil
 	}
 	if !c.auto() {
@@ -296,7 +297,7 @@ func (b *Broker) Error(ctx context.Context, s *server.Session, err error) {
 func (b *Broker) remove(c *consumer) {
 	if c.t != nil {
 		b.dropBacklog(c)
-		delete(c.t.subs, c)
+		c.t.remove(c)
 		if len(c.t.subs) == 0 && b.topics[c.t.name] == c.t {
 			delete(b.topics, c.t.name)
 		}

@@ -366,3 +366,41 @@ func TestTopicUnackedSlowConsumer(t *testing.T) {
 		p.close()
 	})
 }
+
+// TestTopicSubscribersComeAndGo unsubscribes a topic's subscribers in an
+// order that takes each place of its list (the middle, the first, the
+// last): after each, a message reaches exactly those left, once each.
+func TestTopicSubscribersComeAndGo(t *testing.T) {
+	b := newBroker(t)
+	subs := make([]*raw, 5)
+	for i := range subs {
+		subs[i] = open(t, b.Pipe(), "1.2")
+		subs[i].receipt("SUBSCRIBE", "id", "s", "destination", "/topic/come-and-go")
+	}
+	p := open(t, b.Pipe(), "1.2")
+	left := map[int]bool{0: true, 1: true, 2: true, 3: true, 4: true}
+	for round, gone := range []int{2, 0, 4, 1, 3} {
+		body := fmt.Sprint("round ", round)
+		p.sendMsg("/topic/come-and-go", body)
+		p.receipt("SEND", "destination", "/queue/unused") // the message is out
+		for i := range subs {
+			if !left[i] {
+				continue
+			}
+			if f := subs[i].recvCmd("MESSAGE"); string(f.Body) != body {
+				t.Fatalf("subscriber %d: %q, want %q", i, f.Body, body)
+			}
+		}
+		if st := b.Stats(); len(st.Topics) != 1 || st.Topics[0].Subscribers != len(left) {
+			t.Fatalf("round %d: %+v, want %d subscribers", round, st.Topics, len(left))
+		}
+		subs[gone].receipt("UNSUBSCRIBE", "id", "s")
+		delete(left, gone)
+	}
+	for i := range subs {
+		subs[i].nothing(20 * time.Millisecond)
+	}
+	if st := b.Stats(); len(st.Topics) != 0 {
+		t.Fatalf("topics left: %+v", st.Topics)
+	}
+}

@@ -87,7 +87,7 @@ func (b *Broker) Stats() Stats {
 	}
 	for _, t := range b.topics {
 		ts := TopicStats{Name: t.name, Subscribers: len(t.subs)}
-		for c := range t.subs {
+		for _, c := range t.subs {
 			ts.Backlog += c.blen()
 			ts.BacklogBytes += c.bbytes
 		}

@@ -11,7 +11,22 @@ import (
 // own, only its subscribers' backlogs. Guarded by Broker.mu.
 type topic struct {
 	name string
-	subs map[*consumer]struct{}
+	subs []*consumer // in no order; each knows its place (consumer.tpos)
+}
+
+// add makes c a subscriber of t.
+func (t *topic) add(c *consumer) {
+	c.tpos = len(t.subs)
+	t.subs = append(t.subs, c)
+}
+
+// remove takes c out of t's subscribers, moving the last into its place.
+func (t *topic) remove(c *consumer) {
+	last := len(t.subs) - 1
+	moved := t.subs[last]
+	t.subs[c.tpos], moved.tpos = moved, c.tpos
+	t.subs[last] = nil
+	t.subs = t.subs[:last]
 }
 
 // tmsg is a topic message waiting in one or more subscribers' backlogs; it
@@ -27,7 +42,7 @@ type tmsg struct {
 func (b *Broker) topic(name string) *topic {
 	t := b.topics[name]
 	if t == nil {
-		t = &topic{name: name, subs: make(map[*consumer]struct{})}
+		t = &topic{name: name}
 		b.topics[name] = t
 	}
 	return t
@@ -48,7 +63,7 @@ func (b *Broker) publish(from *client, m *server.Message) {
 	}
 	var tm *tmsg
 	var h *hold
-	for c := range t.subs {
+	for _, c := range t.subs {
 		if c.blen() == 0 && c.open() {
 			if r := b.offer(c, m); r != offerFull {
 				continue
