@@ -317,6 +317,9 @@ func (q *queue) putBack(msgs []*qmsg) {
 func (b *Broker) queue(name string) *queue {
 	q := b.queues[name]
 	if q == nil {
+		// A copy: name may be a Message's destination, bytes of memory
+		// the engine reuses once the broker releases the Message.
+		name = strings.Clone(name)
 		q = &queue{name: name}
 		b.queues[name] = q
 	}

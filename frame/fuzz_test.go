@@ -278,6 +278,21 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 
+		// Header strings as views (SetViews): copied as they come, as a
+		// caller of SetViews must.
+		var viewed []*Frame
+		r = NewReaderSize(iotest.HalfReader(bytes.NewReader(data)), 16)
+		r.SetViews(allCommands...)
+		r.SetVersion(v)
+		r.SetLimits(limits)
+		var err5 error
+		for err5 == nil {
+			var g *Frame
+			if g, err5 = r.ReadFrame(); err5 == nil {
+				viewed = append(viewed, deepClone(g))
+			}
+		}
+
 		_, s1 := sentinelOf(err1)
 		_, s2 := sentinelOf(err2)
 		_, s3 := sentinelOf(err3)
@@ -296,6 +311,17 @@ func FuzzReader(f *testing.F) {
 		for i, f := range dropHeartBeats(whole) {
 			if d := diffFrame(owned[i], f, false); d != "" {
 				t.Fatalf("frame %d handed over differs once all are read:\n%s", i, d)
+			}
+		}
+		if _, s5 := sentinelOf(err5); s1 != s5 {
+			t.Fatalf("read whole: %v; as views: %v", err1, err5)
+		}
+		if viewed = dropHeartBeats(viewed); len(viewed) != len(dropHeartBeats(whole)) {
+			t.Fatalf("read whole: %d frames; as views: %d", len(dropHeartBeats(whole)), len(viewed))
+		}
+		for i, f := range dropHeartBeats(whole) {
+			if d := diffFrame(viewed[i], f, false); d != "" {
+				t.Fatalf("frame %d read as views differs:\n%s", i, d)
 			}
 		}
 		if released = dropHeartBeats(released); len(released) != len(dropHeartBeats(whole)) {

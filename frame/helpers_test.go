@@ -124,6 +124,16 @@ func readAll(r *Reader) ([]*Frame, error) {
 	}
 }
 
+// deepClone returns a copy of f that shares nothing with it, strings
+// included (for frames read with SetViews).
+func deepClone(f *Frame) *Frame {
+	g := &Frame{Command: f.Command, Body: bytes.Clone(f.Body)}
+	for k, v := range f.Header.All() {
+		g.Header.Add(strings.Clone(k), strings.Clone(v))
+	}
+	return g
+}
+
 // dropHeartBeats returns fs without heart-beats.
 func dropHeartBeats(fs []*Frame) []*Frame {
 	var out []*Frame

@@ -20,9 +20,10 @@ const DefaultBufferSize = 32 << 10
 //
 // ReadFrame reuses the Reader's memory: the returned *Frame, its Header's
 // entries and its Body are valid only until the next call to ReadFrame.
-// Header keys and values are immutable strings that may be kept; call
-// Frame.Clone to keep the rest, or SetOwned to have the Reader hand the
-// header entries and body of chosen frames over.
+// Header keys and values are immutable strings that may be kept (but for
+// the frames SetViews names); call Frame.Clone to keep the rest, or
+// SetOwned to have the Reader hand the header entries and body of chosen
+// frames over.
 type Reader struct {
 	br      *bufio.Reader // nil until the first read, and while idle when releasing
 	src     io.Reader
@@ -37,6 +38,7 @@ type Reader struct {
 	fields []field  // the backing array of f.Header while the Reader owns it
 	used   int      // entries of fields that may hold old strings
 	owned  []string // SetOwned: the commands whose frames are handed over
+	views  []string // SetViews: the commands whose header strings are views
 	handed bool     // the last frame's header entries were handed over
 	line   []byte   // scratch for lines longer than br's buffer
 	hdr    []byte   // the current frame's header bytes, decoded
@@ -82,14 +84,19 @@ func (r *Reader) SetOwned(cmds ...string) {
 	}
 }
 
-// owns reports whether frames with command cmd are handed over.
-func (r *Reader) owns(cmd string) bool {
-	for _, c := range r.owned {
-		if c == cmd {
-			return true
-		}
+// SetViews says which frames ReadFrame returns with header strings that
+// are views of the Reader's memory, like the body: those whose command is
+// one of cmds (none by default; SetViews() with no arguments ends it).
+// Such a frame's header keys and values are valid only until the next
+// ReadFrame, and must be copied to be kept: this saves the allocation of
+// the header text for a caller that copies what it keeps of the frame
+// anyway (a server copying each SEND into a message of its own). A frame
+// that SetOwned hands over is not a view.
+func (r *Reader) SetViews(cmds ...string) {
+	r.views = slices.Clone(cmds)
+	if len(r.views) == 0 {
+		r.views = nil
 	}
-	return false
 }
 
 // maxShared is the largest body a handed-over frame keeps in one
@@ -242,9 +249,9 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 		return nil, err
 	}
 	f.Command = cmd
-	owned := r.owned != nil && r.owns(cmd)
+	owned := r.owned != nil && slices.Contains(r.owned, cmd)
 	if !owned {
-		r.makeHeader(f)
+		r.makeHeader(f, r.views != nil && slices.Contains(r.views, cmd))
 	}
 	if err := r.readBody(f, start, owned); err != nil {
 		return nil, err
@@ -422,9 +429,16 @@ func (r *Reader) appendUnescaped(dst, b []byte) (_ []byte, ok bool) {
 }
 
 // makeHeader turns r.hdr into one string and the entries of f.Header into
-// substrings of it: one allocation for the whole header block.
-func (r *Reader) makeHeader(f *Frame) {
-	s := string(r.hdr)
+// substrings of it: one allocation for the whole header block, none for a
+// view (SetViews), whose string is r.hdr itself until the next frame
+// overwrites it.
+func (r *Reader) makeHeader(f *Frame, view bool) {
+	var s string
+	if view {
+		s = unsafe.String(unsafe.SliceData(r.hdr), len(r.hdr))
+	} else {
+		s = string(r.hdr)
+	}
 	fields := f.Header.fields[:0]
 	for i := 0; i < len(r.spans); i += 4 {
 		sp := r.spans[i : i+4 : i+4]

@@ -944,3 +944,61 @@ func TestReadFrameOwnedAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestReaderViews reads SENDs with SetViews(SEND): their header strings
+// are views of the Reader's buffer (no allocation, the next frame's bytes
+// once it is read), while a MESSAGE's are strings of their own that stay
+// as they were; a frame SetOwned hands over is no view.
+func TestReaderViews(t *testing.T) {
+	send := "SEND\ndestination:/queue/a\nx:1\n\nbody\x00"
+	other := "SEND\ndestination:/queue/b\nx:2\n\nbody\x00"
+	msg := "MESSAGE\ndestination:/queue/m\nmessage-id:7\nsubscription:0\n\nm\x00"
+	r := NewReader(&repeatReader{b: []byte(send + other + msg + send)})
+	r.SetVersion(V12)
+	r.SetViews(CmdSend)
+	f, err := r.ReadFrame()
+	if err != nil || f.Header.Get("destination") != "/queue/a" || f.Header.Get("x") != "1" || string(f.Body) != "body" {
+		t.Fatalf("first SEND: %v %v", f, err)
+	}
+	dest := f.Header.Get("destination")
+	if _, err := r.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	if dest != "/queue/b" {
+		t.Fatalf("a SEND's header string after the next ReadFrame: %q, want the next frame's bytes, /queue/b (a view)", dest)
+	}
+	m, err := r.ReadFrame()
+	if err != nil || m.Command != CmdMessage {
+		t.Fatalf("MESSAGE: %v %v", m, err)
+	}
+	id := m.Header.Get("message-id")
+	if _, err := r.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	if id != "7" {
+		t.Fatalf("a MESSAGE's header string after the next ReadFrame: %q, want 7 (its own)", id)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := r.ReadFrame(); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 0.3 { // a MESSAGE in four frames allocates one
+		t.Fatalf("%.2f allocations per frame, want none for the SENDs", n)
+	}
+
+	r = NewReader(&repeatReader{b: []byte(send + other)})
+	r.SetVersion(V12)
+	r.SetViews(CmdSend)
+	r.SetOwned(CmdSend)
+	f, err = r.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest = f.Header.Get("destination")
+	if _, err := r.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	if dest != "/queue/a" {
+		t.Fatalf("an owned SEND's header string after the next ReadFrame: %q, want /queue/a", dest)
+	}
+}

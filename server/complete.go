@@ -148,10 +148,11 @@ func (s *Session) drainLocked() (receipt string, err error) {
 	return "", nil
 }
 
-// complete finishes the handling of frame f (which succeeded) on the reader
-// goroutine: it seals the frame's completion if a Send deferred, or
-// queues its RECEIPT, after the deferred frames before it if there are any.
-func (s *Session) complete(f *frame.Frame) error {
+// complete finishes the handling of the current frame (which succeeded) on
+// the reader goroutine: it seals the frame's completion if a Send
+// deferred, or queues its RECEIPT (s.curReceipt), after the deferred
+// frames before it if there are any.
+func (s *Session) complete() error {
 	s.mu.Lock()
 	if cp := s.cur; cp != nil {
 		s.cur = nil
@@ -159,7 +160,7 @@ func (s *Session) complete(f *frame.Frame) error {
 		s.drainUnlock() // if a frame failed, the session is ending; the reader sees it
 		return nil
 	}
-	r, ok := f.Header.Lookup(frame.HdrReceipt)
+	r, ok := s.curReceipt, s.curHasReceipt // f's, kept (handle)
 	if !ok {
 		s.mu.Unlock()
 		return nil

@@ -2,6 +2,7 @@ package server
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -93,29 +94,48 @@ func putPlain(c *boxClass, b *msgBox) {
 }
 
 // newMessage returns a Message holding copies of f's headers and body
-// (which the Reader reuses), in a box of its own or one released by a
-// handler (Message.Release): one allocation for a body up to 1 KiB and at
-// most four header entries (receipt and transaction included), two beyond,
+// (which the Reader reuses: a SEND's header strings are views, see
+// SetViews in Session.run), in a box of its own or one released by a
+// handler (Message.Release). The box's byte room holds the body and, after
+// it, the header text: one allocation for up to 1 KiB of both and at most
+// four header entries (receipt and transaction included), two beyond,
 // none when a released box is reused and the header fits its room. Its
 // ctl is set, for callSend, holding two references: the engine's, which
 // callSend gives up, and the handler's.
-func newMessage(f *frame.Frame, dest string) *Message {
-	n := len(f.Body)
+func newMessage(f *frame.Frame) *Message {
+	n, text := len(f.Body), 0
+	for k, v := range f.Header.All() {
+		text += len(k) + len(v)
+	}
 	i := 0
-	if n <= maxBoxed {
-		for boxClasses[i].max < n {
+	if n+text <= maxBoxed {
+		for boxClasses[i].max < n+text {
 			i++
 		}
 	}
 	c := &boxClasses[i]
-	b, body := c.get(c, n)
-	copy(body, f.Body)
+	b, room := c.get(c, n+text)
+	copy(room, f.Body)
 	m := &b.m
-	m.Destination = dest
-	m.Header = f.Header.CloneInto(&b.room)
 	if f.Body != nil {
-		m.Body = body[:n:n]
+		m.Body = room[:n:n]
 	}
+	// The header entries go into b.room as far as they fit, their text
+	// into the byte room after the body.
+	m.Header = (&frame.Header{}).CloneInto(&b.room)
+	at := n
+	str := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		k := copy(room[at:], s)
+		at += k
+		return unsafe.String(&room[at-k], k)
+	}
+	for k, v := range f.Header.All() {
+		m.Header.Add(str(k), str(v))
+	}
+	m.Destination = m.Header.Get(frame.HdrDestination)
 	m.ctl = &b.ctl
 	b.ctl.class = int8(i + 1)
 	b.ctl.refs.Store(2)
@@ -124,7 +144,10 @@ func newMessage(f *frame.Frame, dest string) *Message {
 
 // Release tells the engine that the handler is done with m, a Message the
 // engine passed to Handler.Send: the handler keeps no reference to m, to
-// its Body or its Header, nor to a copy of the Message that shares them.
+// its Body or its Header, nor to a copy of the Message that shares them,
+// nor any string taken from its Header or its Destination (they are
+// bytes of m's memory: keep a strings.Clone; the engine copies an ID the
+// handler set from them where it keeps one, for a client ack mode).
 // The engine then reuses m's memory for a later SEND once it is done with
 // m too: once Send has returned and every Delivery of m has been written
 // (its Written called). Calling Release is optional (a Message never
@@ -171,37 +194,43 @@ func (c *sendCtl) unref() {
 	}
 }
 
-// messageID returns the message-id of a delivery of m: m.ID, else the
-// one m.Seq stands for, else the engine's own for sequence number seq.
-func (s *Session) messageID(m *Message, seq uint64) string {
-	if m.ID != "" {
-		return m.ID
+// keptID returns m.ID as a string that outlives m (the pending ack of a
+// delivery keeps it until the ACK): a copy if m is in a box the engine
+// reuses once it is released, since a handler may have set ID from the
+// box's bytes (a header value).
+func (m *Message) keptID() string {
+	if m.ID != "" && m.ctl != nil && m.ctl.class != 0 {
+		return strings.Clone(m.ID)
 	}
-	return string(s.appendMessageID(nil, m, seq))
+	return m.ID
 }
 
-// deliveryIDs returns the message-id (messageID's) and the 1.2 ack id
+// deliveryIDs returns the message-id (keptID, else the one m.Seq stands
+// for, else the engine's own for sequence number seq) and the 1.2 ack id
 // (s.ackSeq; "" before 1.2) of a delivery of m in a client ack mode, made
 // in one string when both are new. s.mu must be held.
 func (s *Session) deliveryIDs(m *Message, seq uint64) (msgID, ackID string) {
-	if s.version != frame.V12 {
-		return s.messageID(m, seq), ""
+	if msgID = m.keptID(); msgID != "" && s.version != frame.V12 {
+		return msgID, ""
 	}
 	var buf [48]byte
 	b := buf[:0]
-	if m.ID == "" {
+	if msgID == "" {
 		b = s.appendMessageID(b, m, seq)
 	}
 	k := len(b)
+	if s.version != frame.V12 {
+		return string(b), ""
+	}
 	ids := string(strconv.AppendUint(b, s.ackSeq, 10))
-	if msgID = m.ID; msgID == "" {
+	if msgID == "" {
 		msgID = ids[:k]
 	}
 	return msgID, ids[k:]
 }
 
 // appendMessageID appends the message-id of a delivery of m without an ID
-// (see messageID) to b.
+// (see deliveryIDs) to b.
 func (s *Session) appendMessageID(b []byte, m *Message, seq uint64) []byte {
 	if m.Seq != 0 {
 		b = append(b, "m-"...)

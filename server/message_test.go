@@ -165,20 +165,20 @@ func TestReleaseReuse(t *testing.T) {
 	f.Body = []byte("0123456789abcdef0123456789abcdef")
 	t.Run("not while the engine holds it", func(t *testing.T) {
 		for range 100 {
-			m := newMessage(f, "/queue/a")
+			m := newMessage(f)
 			m.Release() // the handler's reference; the engine's remains
-			if m2 := newMessage(f, "/queue/a"); m2 == m {
+			if m2 := newMessage(f); m2 == m {
 				t.Fatal("a box was reused while the engine still held it")
 			}
 		}
 	})
 	t.Run("not while a delivery holds it", func(t *testing.T) {
 		for range 100 {
-			m := newMessage(f, "/queue/a")
+			m := newMessage(f)
 			m.ref() // a Delivery
 			m.unref()
 			m.Release()
-			if m2 := newMessage(f, "/queue/a"); m2 == m {
+			if m2 := newMessage(f); m2 == m {
 				t.Fatal("a box was reused while a delivery still held it")
 			}
 		}
@@ -186,12 +186,12 @@ func TestReleaseReuse(t *testing.T) {
 	t.Run("once all are done", func(t *testing.T) {
 		reused := 0
 		for range 100 {
-			m := newMessage(f, "/queue/a")
+			m := newMessage(f)
 			m.ref()
 			m.unref() // the delivery, written
 			m.unref() // the engine, Send returned
 			m.Release()
-			m2 := newMessage(f, "/queue/a")
+			m2 := newMessage(f)
 			if m2 == m {
 				reused++
 			}
@@ -209,10 +209,56 @@ func TestReleaseReuse(t *testing.T) {
 		m := &Message{Destination: "/queue/a", Body: f.Body}
 		m.Release()
 		m.Release()
-		c := *newMessage(f, "/queue/a") // a copy shares the ctl, not the box
+		c := *newMessage(f) // a copy shares the ctl, not the box
 		c.Release()
 		if c.ctl.released.Load() {
 			t.Fatal("Release of a copy released the original")
 		}
+	})
+}
+
+// idFromHeader delivers each message it is sent to subscription "0" with
+// its ID taken from the message's own x-id header, a string of the box's
+// memory, and releases it at once.
+type idFromHeader struct{ recorder }
+
+func (h *idFromHeader) Send(ctx context.Context, s *Session, m *Message) error {
+	m.ID = m.Header.Get("x-id")
+	err := s.Deliver(Delivery{Subscription: "0", Message: m})
+	m.Release()
+	return err
+}
+
+// TestReleasedMessageIDKept checks that in a client ack mode the engine
+// keeps its own copy of a released Message's ID: the box is reused by the
+// SENDs that follow before the client ACKs, and the ACKs still name the
+// ids the MESSAGEs carried.
+func TestReleasedMessageIDKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &idFromHeader{}
+		c := dial(t, testServer(h))
+		c.connect("1.2", "s1")
+		c.send("SUBSCRIBE\nid:0\ndestination:/queue/a\nack:client-individual\n\n\x00")
+		const n = 20
+		for i := range n {
+			c.send(fmt.Sprintf("SEND\ndestination:/queue/a\nx-id:id-%02d\n\nb\x00", i))
+			c.expect(fmt.Sprintf("MESSAGE\ndestination:/queue/a\nmessage-id:id-%02d\nsubscription:0\nack:%d\nx-id:id-%02d\ncontent-length:1\n\nb\x00", i, i+1, i))
+		}
+		for i := range n {
+			c.send(fmt.Sprintf("ACK\nid:%d\nreceipt:r%d\n\n\x00", i+1, i))
+			c.expect(fmt.Sprintf("RECEIPT\nreceipt-id:r%d\n\n\x00", i))
+		}
+		var acks []string
+		for _, e := range h.Events() {
+			if strings.HasPrefix(e, "ack ") {
+				acks = append(acks, e)
+			}
+		}
+		for i := range n {
+			if want := fmt.Sprintf("ack 0 [id-%02d] tx=", i); i >= len(acks) || acks[i] != want {
+				t.Fatalf("acks %q, want ack %d to be %q", acks, i, want)
+			}
+		}
+		c.close()
 	})
 }

@@ -202,6 +202,9 @@ func newSession(srv *Server, parent context.Context, rw io.ReadWriteCloser) *Ses
 	s.r.SetLimits(srv.cfg.limits)
 	// An idle session holds no read buffer (issue 9: idle memory).
 	s.r.SetRelease(true)
+	// newMessage copies what it keeps of a SEND into the Message's own
+	// memory: its header text need not be a string of its own first.
+	s.r.SetViews(frame.CmdSend)
 	return s
 }
 

@@ -62,6 +62,11 @@ func (s *Session) handle(f *frame.Frame) (err error) {
 		return violation(f.Command, "not connected", "the first frame must be CONNECT or STOMP")
 	}
 	s.curReceipt, s.curHasReceipt = f.Header.Lookup(frame.HdrReceipt)
+	if s.curHasReceipt && f.Command == frame.CmdSend {
+		// A SEND's header strings are views of the Reader's buffer
+		// (SetViews in run); the receipt outlives the frame.
+		s.curReceipt = strings.Clone(s.curReceipt)
+	}
 	// The handler runs on this goroutine: while it does, nothing is read,
 	// and the client's silence means nothing.
 	mon := s.pause()
@@ -73,7 +78,7 @@ func (s *Session) handle(f *frame.Frame) (err error) {
 		s.mu.Unlock()
 		return err
 	}
-	return s.complete(f)
+	return s.complete()
 }
 
 // dispatch handles a frame of a connected session by its command.
@@ -211,7 +216,7 @@ func (s *Session) onSend(f *frame.Frame) error {
 	if dest == "" {
 		return violation(f.Command, "missing destination header", "SEND requires a destination header")
 	}
-	m := newMessage(f, dest)
+	m := newMessage(f) // m.Destination is dest, in m's memory
 	// Del only what is there: it rewrites every entry it keeps.
 	if s.curHasReceipt {
 		m.Header.Del(frame.HdrReceipt)
