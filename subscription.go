@@ -123,15 +123,37 @@ func (sp *spares) put(c *chunk) {
 	}
 }
 
-// get returns a kept chunk or nil.
+// get returns a kept chunk, else one of chunkPool, or nil.
 func (sp *spares) get() *chunk {
 	c := sp.head
 	if c != nil {
 		sp.head, c.next = c.next, nil
 		sp.n--
+		return c
 	}
+	c, _ = chunkPool.Get().(*chunk)
 	return c
 }
+
+// release gives the kept chunks of the largest size to chunkPool and
+// empties sp: the pump stopped.
+func (sp *spares) release() {
+	for c := sp.head; c != nil; {
+		next := c.next
+		if cap(c.q) == maxChunk {
+			c.next = nil
+			chunkPool.Put(c)
+		}
+		c = next
+	}
+	*sp = spares{}
+}
+
+// chunkPool holds empty chunks of maxChunk entries that no subscription
+// keeps: a backlog that forms again, on any subscription, takes them
+// before it allocates (an idle subscription holds none, and the collector
+// empties the pool of an idle process).
+var chunkPool sync.Pool
 
 // push appends q, in a new chunk if the last is full: a spare one if there
 // is one, else a new one.
@@ -484,7 +506,7 @@ func (s *Subscription) pump() {
 		s.mu.Lock()
 		if s.backlog.n == 0 {
 			s.pumping = false
-			s.spare = spares{} // an idle subscription holds no chunk
+			s.spare.release() // an idle subscription holds no chunk
 			if s.ended {
 				close(s.ch)
 			}
