@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -49,6 +51,37 @@ func TestAllocations(t *testing.T) {
 		<-sub.C()
 	}); n > 2 {
 		t.Errorf("receive: %v allocations per message, want at most 2", n)
+	}
+
+	// A backlog that forms and drains again and again (the application
+	// slower than the broker in bursts) reuses its chunks: a burst of 600
+	// messages, four times the channel's buffer, then all of it taken.
+	// Measured: 190 to 200 bytes per message, the message's own copies;
+	// 350 when each burst allocated its chunks anew.
+	bl, err := c.Subscribe(ctx, "/b", WithID("b"), WithBuffer(150))
+	if err != nil {
+		t.Fatal(err)
+	}
+	burst := []byte(strings.Repeat("MESSAGE\nsubscription:b\ndestination:/b\nmessage-id:1\nack:1\n\n0123456789\x00", 600))
+	round := func() {
+		if _, err := server.Write(burst); err != nil {
+			t.Fatal(err)
+		}
+		for range 600 {
+			<-bl.C()
+		}
+	}
+	round() // warm-up: the chunks, the pool
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 20 {
+		round()
+	}
+	runtime.ReadMemStats(&after)
+	b := float64(after.TotalAlloc-before.TotalAlloc) / (20 * 600)
+	t.Logf("receive through a backlog: %.0f bytes per message", b)
+	if b > 270 {
+		t.Errorf("receive through a backlog: %.0f bytes per message, want at most 270 (the backlog's chunks reused)", b)
 	}
 	c.Close()
 	<-discard
