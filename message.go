@@ -9,10 +9,10 @@ import (
 // Message is a MESSAGE frame received on a subscription (or on
 // Conn.Unrouted). It is a value: copying it is cheap and shares Header and
 // Body. Body and Header belong to the receiver; the library keeps no
-// reference to them. Receiving one costs two allocations: the header
-// entries, and one block for the header text and a body of up to 4 KiB
-// (so a header string kept alone, say the ID, keeps such a body alive
-// with it; a larger body has its own).
+// reference to them. Receiving one costs one allocation: a block for the
+// header entries, the header text and a body of up to 4 KiB (so a header
+// string kept alone, say the ID, keeps such a body alive with it; a larger
+// body has its own).
 type Message struct {
 	Destination  string       // the destination header
 	ContentType  string       // the content-type header, "" if absent

@@ -154,9 +154,10 @@ func New(cmd string, kv ...string) *Frame {
 // IsHeartBeat reports whether f stands for a heart-beat rather than a frame.
 func (f *Frame) IsHeartBeat() bool { return f.Command == "" }
 
-// Clone returns a deep copy of f that shares nothing with it, so it may be
-// kept after the Reader that produced f reads again. It costs two
-// allocations (header entries and body).
+// Clone returns a deep copy of f that shares nothing with it that either
+// may change, so it may be kept after the Reader that produced f reads
+// again. It costs two allocations (header entries and body), one for a
+// frame a Reader handed over (SetOwned), whose read-only header it shares.
 func (f *Frame) Clone() *Frame {
 	c := &Frame{Command: f.Command, Header: f.Header.Clone()}
 	if f.Body != nil {

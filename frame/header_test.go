@@ -342,3 +342,113 @@ func TestProtocolError(t *testing.T) {
 		}
 	}
 }
+
+// packed reads one MESSAGE with the given header lines in owned mode and
+// returns its Header, which the Reader hands over packed.
+func packed(t *testing.T, lines ...string) Header {
+	t.Helper()
+	r := NewReader(strings.NewReader("MESSAGE\n" + strings.Join(lines, "\n") + "\n\nbody\x00"))
+	r.SetVersion(V12)
+	r.SetOwned(CmdMessage)
+	f, err := r.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Header.packed == "" || f.Header.fields != nil || string(f.Body) != "body" {
+		t.Fatalf("not packed: %+v, body %q", f.Header, f.Body)
+	}
+	return f.Header
+}
+
+// TestHeaderPacked runs every Header method on a packed Header (a Reader's
+// hand-over) against the same entries as fields: reads answer alike
+// without unpacking, and a change unpacks a copy of its own without
+// touching the original or its clones.
+func TestHeaderPacked(t *testing.T) {
+	lines := []string{"a:1", "b:", "a:2", "dest\\cination:x\\ny", "c:3"}
+	want := []string{"a=1", "b=", "a=2", "dest:ination=x\ny", "c=3"}
+	h := packed(t, lines...)
+	if got := entries(&h); !slices.Equal(got, want) {
+		t.Fatalf("entries %q, want %q", got, want)
+	}
+	var all []string
+	for k, v := range h.All() {
+		all = append(all, k+"="+v)
+	}
+	if !slices.Equal(all, want) {
+		t.Fatalf("All %q, want %q", all, want)
+	}
+	if h.Get("a") != "1" || h.Get("b") != "" || !h.Has("b") || h.Has("z") || !slices.Equal(h.Values("a"), []string{"1", "2"}) || h.Get("dest:ination") != "x\ny" {
+		t.Fatalf("lookups on %q", entries(&h))
+	}
+	if v, ok := h.Lookup("z"); ok || v != "" {
+		t.Fatal("Lookup found an absent key")
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = h.Get("c"); _ = h.Len(); _, _ = h.At(3) }); n != 0 {
+		t.Fatalf("reads allocate %v", n)
+	}
+	h.Del("z") // absent: stays packed
+	if h.packed == "" {
+		t.Fatal("Del of an absent key unpacked")
+	}
+	c := h.Clone()
+	if n := testing.AllocsPerRun(100, func() { _ = h.Clone() }); n != 0 || c.packed != h.packed {
+		t.Fatalf("Clone of a packed Header: %v allocations, shares %v", n, c.packed == h.packed)
+	}
+	var room HeaderRoom
+	in := h.CloneInto(&room) // five entries: more than room
+	small := packed(t, "x:1", "y:2")
+	into := small.CloneInto(&room)
+	if got := entries(&in); !slices.Equal(got, want) || !slices.Equal(entries(&into), []string{"x=1", "y=2"}) || &into.fields[0] != &room[0] {
+		t.Fatalf("CloneInto: %q, %q", entries(&in), entries(&into))
+	}
+
+	changes := []struct {
+		name string
+		do   func(h *Header)
+		want []string
+	}{
+		{"Add", func(h *Header) { h.Add("d", "4") }, append(slices.Clone(want), "d=4")},
+		{"Set", func(h *Header) { h.Set("a", "9") }, []string{"a=9", "b=", "dest:ination=x\ny", "c=3"}},
+		{"Del", func(h *Header) { h.Del("a") }, []string{"b=", "dest:ination=x\ny", "c=3"}},
+		{"Reset", func(h *Header) { h.Reset() }, nil},
+	}
+	for _, tc := range changes {
+		g := h.Clone()
+		tc.do(&g)
+		if got := entries(&g); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+		if g.packed != "" {
+			t.Errorf("%s: still packed", tc.name)
+		}
+		if got := entries(&h); !slices.Equal(got, want) {
+			t.Fatalf("%s on a clone changed the original: %q", tc.name, got)
+		}
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("At(5) of five entries did not panic")
+			}
+		}()
+		h.At(5)
+	}()
+}
+
+// TestHeaderPackedLimits reads frames whose header text does not fit the
+// packed offsets (past 64 KiB): they are handed over as fields, alike.
+func TestHeaderPackedLimits(t *testing.T) {
+	long := strings.Repeat("v", 70000)
+	r := NewReader(strings.NewReader("MESSAGE\na:1\nlong:" + long + "\n\nbody\x00"))
+	r.SetVersion(V12)
+	r.SetOwned(CmdMessage)
+	r.SetLimits(Limits{MaxLineSize: 100000, MaxFrameSize: 200000})
+	f, err := r.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Header.packed != "" || f.Header.Get("long") != long || f.Header.Get("a") != "1" || string(f.Body) != "body" {
+		t.Fatalf("a header past 64 KiB: packed %v, %d entries", f.Header.packed != "", f.Header.Len())
+	}
+}

@@ -72,11 +72,12 @@ func (r *Reader) SetRelease(release bool) { r.release = release }
 // the caller's: they stay valid after the next ReadFrame and may be kept,
 // and changed, without Clone; only the *Frame itself is still reused. For
 // a caller that would clone every such frame (a client keeping each
-// MESSAGE) it saves the copy and an allocation: a frame costs two, its
-// header entries and one block that holds both its header text and a body
-// of up to 4 KiB (a larger body has an allocation of its own, so that a
-// header string kept alone does not keep a large body alive); a frame
-// without headers or body costs none.
+// MESSAGE) it saves the copies and their allocations: a frame costs one,
+// a block that holds its header entries (packed: offsets into the header
+// text, no pointers for the collector to scan), the header text and a
+// body of up to 4 KiB (a larger body has an allocation of its own, so
+// that a header string kept alone does not keep a large body alive); a
+// frame without headers or body costs none.
 func (r *Reader) SetOwned(cmds ...string) {
 	r.owned = slices.Clone(cmds)
 	if len(r.owned) == 0 {
@@ -207,7 +208,7 @@ func (r *Reader) ReadFrame() (*Frame, error) {
 		r.fields = f.Header.fields // the caller may have grown it
 		r.used = max(r.used, len(r.fields))
 	}
-	f.Header.fields = r.fields[:0]
+	f.Header.fields, f.Header.packed = r.fields[:0], ""
 
 	// Heart-beats, or the first byte of a frame. Peek rather than
 	// ReadByte+UnreadByte: a CR not followed by LF must stay in the stream
@@ -448,41 +449,43 @@ func (r *Reader) makeHeader(f *Frame, view bool) {
 	r.clearTail(fields)
 }
 
-// handOver gives f header entries and a body of their own (SetOwned): the
-// entries in one allocation, the header text and a body of up to
-// maxShared bytes in another. The header strings are made with
-// unsafe.String over the block's first bytes, which nothing writes once
-// they are copied in: the body is the block's tail, capped, so that an
-// append to it moves it elsewhere.
+// handOver gives f header entries and a body of their own (SetOwned): one
+// allocation that holds the entries packed (Header.packed: their offsets
+// and the header text, no pointers) and a body of up to maxShared bytes
+// after them, capped, so that an append to the body moves it elsewhere. A
+// larger body has an allocation of its own, and so do header entries that
+// do not pack (text past 64 KiB), the entries and their text one each.
 func (r *Reader) handOver(f *Frame) {
-	h, n := len(r.hdr), len(f.Body)
-	var s string
-	if n <= maxShared {
-		if h+n > 0 {
-			block := make([]byte, h+n)
-			copy(block, r.hdr)
-			copy(block[h:], f.Body)
-			if h > 0 {
-				s = unsafe.String(&block[0], h)
-			}
+	h, n, k := len(r.hdr), len(f.Body), len(r.spans)/4
+	r.handed = true
+	if ps := packedSize(k, h); ps > 0 {
+		if n <= maxShared {
+			block := make([]byte, ps+n)
+			f.Header = packHeader(block[:ps], r.spans, r.hdr)
 			if n > 0 {
-				f.Body = block[h : h+n : h+n]
+				copy(block[ps:], f.Body)
+				f.Body = block[ps : ps+n : ps+n]
 			}
+			return
 		}
-	} else {
-		s = string(r.hdr)
+		f.Header = packHeader(make([]byte, ps), r.spans, r.hdr)
+		f.Body = slices.Clone(f.Body)
+		return
+	}
+	if n > 0 {
 		f.Body = slices.Clone(f.Body)
 	}
-	var fields []field // nil without headers: an Add must not reach r.fields
-	if len(r.spans) > 0 {
-		fields = make([]field, len(r.spans)/4)
-		for i := range fields {
-			sp := r.spans[4*i : 4*i+4 : 4*i+4]
-			fields[i] = field{s[sp[0]:sp[1]], s[sp[2]:sp[3]]}
-		}
+	if k == 0 {
+		f.Header = Header{} // nil: an Add must not reach r.fields
+		return
 	}
-	f.Header.fields = fields
-	r.handed = true
+	s := string(r.hdr)
+	fields := make([]field, k)
+	for i := range fields {
+		sp := r.spans[4*i : 4*i+4 : 4*i+4]
+		fields[i] = field{s[sp[0]:sp[1]], s[sp[2]:sp[3]]}
+	}
+	f.Header = Header{fields: fields}
 }
 
 // lookupRaw is Header.Lookup over the header block before its strings

@@ -194,13 +194,14 @@ func (e Encoder) appendHead(b []byte, f *Frame) ([]byte, error) {
 	escaped := e.Version.escapes(f.Command)
 	b = append(b, f.Command...)
 	b = append(b, '\n')
-	for _, h := range f.Header.fields {
-		if h.key == HdrContentLength {
+	for i := range f.Header.Len() {
+		k, v := f.Header.At(i)
+		if k == HdrContentLength {
 			continue
 		}
-		b = e.appendText(b, h.key, escaped)
+		b = e.appendText(b, k, escaped)
 		b = append(b, ':')
-		b = e.appendText(b, h.value, escaped)
+		b = e.appendText(b, v, escaped)
 		b = append(b, '\n')
 	}
 	if withLength {
@@ -221,9 +222,10 @@ func (e Encoder) check(f *Frame) (withLength bool, err error) {
 		return false, &ProtocolError{Err: e, Command: f.Command, Detail: strconv.Quote(detail)}
 	}
 	escaped := e.Version.escapes(f.Command)
-	for _, h := range f.Header.fields {
-		if p := headerProblem(e.Version, escaped, h.key, h.value); p != nil {
-			return bad(p, h.key+":"+h.value)
+	for i := range f.Header.Len() {
+		k, v := f.Header.At(i)
+		if p := headerProblem(e.Version, escaped, k, v); p != nil {
+			return bad(p, k+":"+v)
 		}
 	}
 	if !HasBody(f.Command) {
