@@ -17,7 +17,7 @@ import (
 // while anything still referred to it.
 func TestReusedMessagesStayIntact(t *testing.T) {
 	const n = 2000
-	sizes := []int{0, 7, 32, 64, 100, 200, 300, 450, 600, 700, 850, 1000, 1024, 1500}
+	sizes := []int{0, 7, 32, 64, 100, 200, 300, 450, 600, 700, 850, 1000, 1024, 1500, 2300, 3300, 4000, 4500}
 	body := func(seq int) []byte {
 		b := make([]byte, sizes[seq%len(sizes)])
 		for j := range b {

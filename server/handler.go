@@ -142,9 +142,9 @@ const (
 // the frame from it): a delivered Message must not be modified until then.
 //
 // A Message from a SEND is one allocation with its header entries (up to
-// four, receipt included) and, for bodies up to 1 KiB, its body; a handler
-// that gives it back with Release once done with it lets the engine reuse
-// that memory for a later SEND.
+// four, receipt included) and, up to 4 KiB of both, its body and header
+// text; a handler that gives it back with Release once done with it lets
+// the engine reuse that memory for a later SEND.
 type Message struct {
 	// ID is the message-id. Handlers set it (or Seq) before Deliver; if
 	// both are empty the engine makes one per delivery. It is "" on Send.

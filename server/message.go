@@ -29,7 +29,9 @@ type sizedBox[A bodyRoom] struct {
 // bodyRoom lists the body arrays of the box classes.
 type bodyRoom interface {
 	[32]byte | [64]byte | [128]byte | [192]byte | [256]byte | [384]byte |
-		[512]byte | [640]byte | [768]byte | [896]byte | [1024]byte
+		[512]byte | [640]byte | [768]byte | [896]byte | [1024]byte |
+		[1152]byte | [1280]byte | [1536]byte | [1792]byte | [2048]byte |
+		[2560]byte | [3072]byte | [3584]byte | [4096]byte
 }
 
 // boxClass is one size of msgBox, with the released boxes of that size.
@@ -42,9 +44,10 @@ type boxClass struct {
 	put func(c *boxClass, b *msgBox)
 }
 
-// boxClasses are the classes by body size: class 0 holds no body (a body
-// above 1 KiB gets an array of its own), the others step by at most 128
-// bytes (64 up to 256), so that the room a body leaves unused stays small
+// boxClasses are the classes by the size of body and header text: class
+// 0 holds none (above 4 KiB they get an array of their own), the others
+// step by at most 128 bytes up to 1 KiB (64 up to 256) and by at most a
+// quarter of their size above, so that the room left unused stays small
 // next to what the byte budgets count. sendCtl.class is an index here
 // plus one (0: the Message is in no box).
 var boxClasses = [...]boxClass{
@@ -52,10 +55,13 @@ var boxClasses = [...]boxClass{
 	sized[[32]byte](), sized[[64]byte](), sized[[128]byte](), sized[[192]byte](),
 	sized[[256]byte](), sized[[384]byte](), sized[[512]byte](), sized[[640]byte](),
 	sized[[768]byte](), sized[[896]byte](), sized[[1024]byte](),
+	sized[[1152]byte](), sized[[1280]byte](), sized[[1536]byte](), sized[[1792]byte](),
+	sized[[2048]byte](), sized[[2560]byte](), sized[[3072]byte](), sized[[3584]byte](),
+	sized[[4096]byte](),
 }
 
-// maxBoxed is the largest body a box holds.
-const maxBoxed = 1024
+// maxBoxed is the most body and header text a box holds.
+const maxBoxed = 4096
 
 func sized[A bodyRoom]() boxClass {
 	var a A
@@ -97,7 +103,7 @@ func putPlain(c *boxClass, b *msgBox) {
 // (which the Reader reuses: a SEND's header strings are views, see
 // SetViews in Session.run), in a box of its own or one released by a
 // handler (Message.Release). The box's byte room holds the body and, after
-// it, the header text: one allocation for up to 1 KiB of both and at most
+// it, the header text: one allocation for up to 4 KiB of both and at most
 // four header entries (receipt and transaction included), two beyond,
 // none when a released box is reused and the header fits its room. Its
 // ctl is set, for callSend, holding two references: the engine's, which

@@ -81,7 +81,7 @@ func (e *echo) Send(ctx context.Context, s *Session, m *Message) error {
 // checks that they come back as they went (the receipt and transaction
 // headers dropped).
 func TestSendMessageRoundTrip(t *testing.T) {
-	for _, n := range []int{0, 1, 32, 33, 64, 65, 128, 129, 192, 193, 256, 257, 384, 385, 512, 513, 640, 641, 768, 769, 896, 897, 1024, 1025, 40000} {
+	for _, n := range []int{0, 1, 32, 33, 64, 65, 128, 129, 192, 193, 256, 257, 384, 385, 512, 513, 640, 641, 768, 769, 896, 897, 1024, 1025, 1200, 1500, 1700, 2000, 2500, 3000, 3500, 4000, 4097, 40000} {
 		for _, extra := range []int{0, 1, 2, 6} {
 			t.Run(fmt.Sprintf("body=%d/headers=%d", n, extra), func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
@@ -125,7 +125,7 @@ func (h *releasing) Send(ctx context.Context, s *Session, m *Message) error {
 // MESSAGEs are still being written: every MESSAGE must come out as its SEND
 // went in.
 func TestReleaseKeepsQueuedDeliveries(t *testing.T) {
-	sizes := []int{0, 5, 32, 33, 100, 200, 300, 500, 700, 800, 1000, 1024, 1025, 3000}
+	sizes := []int{0, 5, 32, 33, 100, 200, 300, 500, 700, 800, 1000, 1024, 1025, 1300, 2100, 3000, 4050, 5000}
 	const n = 600
 	body := func(i int) string {
 		b := make([]byte, sizes[i%len(sizes)])
