@@ -12,21 +12,23 @@ import (
 // msgBox is a Message from a SEND together with what the engine keeps for
 // it, so that they cost one allocation: the send control Defer uses
 // (which also counts the box's references, see Message.Release) and room
-// for the header entries. A sizedBox adds the body: its byte array comes
-// after every pointer, so the collector does not scan it.
+// for the header entries. A sizedBox adds room for the body and the header
+// text: its byte array comes after every pointer, so the collector does
+// not scan it.
 type msgBox struct {
 	m    Message
 	ctl  sendCtl
 	room frame.HeaderRoom
 }
 
-// sizedBox is a msgBox with room for a body of up to len(A) bytes.
+// sizedBox is a msgBox with room for up to len(A) bytes of body and
+// header text.
 type sizedBox[A bodyRoom] struct {
 	msgBox
 	body A
 }
 
-// bodyRoom lists the body arrays of the box classes.
+// bodyRoom lists the byte rooms of the box classes.
 type bodyRoom interface {
 	[32]byte | [64]byte | [128]byte | [192]byte | [256]byte | [384]byte |
 		[512]byte | [640]byte | [768]byte | [896]byte | [1024]byte |
@@ -36,7 +38,7 @@ type bodyRoom interface {
 
 // boxClass is one size of msgBox, with the released boxes of that size.
 type boxClass struct {
-	max  int // the largest body it holds
+	max  int // the most body and header text it holds
 	pool sync.Pool
 	// get returns a box of this class, kept or new, and its body room
 	// cut to n bytes; put keeps b, zeroed but for its body room.
@@ -101,7 +103,7 @@ func putPlain(c *boxClass, b *msgBox) {
 
 // newMessage returns a Message holding copies of f's headers and body
 // (which the Reader reuses: a SEND's header strings are views, see
-// SetViews in Session.run), in a box of its own or one released by a
+// SetViews in newSession), in a box of its own or one released by a
 // handler (Message.Release). The box's byte room holds the body and, after
 // it, the header text: one allocation for up to 4 KiB of both and at most
 // four header entries (receipt and transaction included), two beyond,
@@ -196,7 +198,8 @@ func (c *sendCtl) unref() {
 		k := &boxClasses[c.class-1]
 		k.put(k, c.box())
 	case n < 0:
-		panic("server: Message released more often than it was referenced (Release called twice?)")
+		// Release counts once per Message: only the engine can get here.
+		panic("server: a Message box lost more references than it had")
 	}
 }
 
@@ -216,18 +219,19 @@ func (m *Message) keptID() string {
 // (s.ackSeq; "" before 1.2) of a delivery of m in a client ack mode, made
 // in one string when both are new. s.mu must be held.
 func (s *Session) deliveryIDs(m *Message, seq uint64) (msgID, ackID string) {
-	if msgID = m.keptID(); msgID != "" && s.version != frame.V12 {
-		return msgID, ""
-	}
+	msgID = m.keptID()
 	var buf [48]byte
 	b := buf[:0]
 	if msgID == "" {
 		b = s.appendMessageID(b, m, seq)
 	}
-	k := len(b)
 	if s.version != frame.V12 {
-		return string(b), ""
+		if msgID == "" {
+			msgID = string(b)
+		}
+		return msgID, ""
 	}
+	k := len(b)
 	ids := string(strconv.AppendUint(b, s.ackSeq, 10))
 	if msgID == "" {
 		msgID = ids[:k]

@@ -52,7 +52,8 @@ func (s *Session) handle(f *frame.Frame) (err error) {
 	// A receipt that cannot be echoed in the session's version (a value
 	// ending in a carriage return, before 1.2) would leave the client
 	// waiting for a RECEIPT that is never written.
-	if r, ok := f.Header.Lookup(frame.HdrReceipt); ok && frame.CheckHeader(s.wireVersion(), frame.HdrReceiptID, r) != nil {
+	receipt, hasReceipt := f.Header.Lookup(frame.HdrReceipt)
+	if hasReceipt && frame.CheckHeader(s.wireVersion(), frame.HdrReceiptID, receipt) != nil {
 		return violation(f.Command, "invalid receipt header", "the receipt cannot be echoed in a receipt-id header")
 	}
 	if !s.connected.Load() {
@@ -61,12 +62,12 @@ func (s *Session) handle(f *frame.Frame) (err error) {
 		}
 		return violation(f.Command, "not connected", "the first frame must be CONNECT or STOMP")
 	}
-	s.curReceipt, s.curHasReceipt = f.Header.Lookup(frame.HdrReceipt)
-	if s.curHasReceipt && f.Command == frame.CmdSend {
+	if hasReceipt && f.Command == frame.CmdSend {
 		// A SEND's header strings are views of the Reader's buffer
-		// (SetViews in run); the receipt outlives the frame.
-		s.curReceipt = strings.Clone(s.curReceipt)
+		// (SetViews in newSession); the receipt outlives the frame.
+		receipt = strings.Clone(receipt)
 	}
+	s.curReceipt, s.curHasReceipt = receipt, hasReceipt
 	// The handler runs on this goroutine: while it does, nothing is read,
 	// and the client's silence means nothing.
 	mon := s.pause()
