@@ -7,12 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/stompout/stomp/frame"
 )
 
 // panicky is a recorder whose methods panic when told to.
@@ -135,6 +138,45 @@ func TestWrittenPanicEndsOnlyItsSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.expectPrefix("MESSAGE\n")
+		c.expectPrefix("ERROR\nmessage:internal error\n")
+		c.expectClosed()
+		c.close()
+	})
+}
+
+// The writer settles a written batch under one recover: a Written callback
+// that panics ends the session, and the callbacks after it in the batch
+// are still called and every message's reference is still dropped.
+func TestSettleGoesOnAfterAPanic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		srv := testServer(rec)
+		c := dial(t, srv)
+		c.connect("1.2", "s1")
+		s := rec.sessions[0]
+		var called []int
+		batch := make([]outItem, 3)
+		for i := range batch {
+			m := newMessage(&frame.Frame{Command: frame.CmdSend, Body: []byte("x")})
+			m.ref() // the delivery's
+			batch[i] = outItem{m: m, written: func(error) {
+				if i == 1 {
+					panic("written boom")
+				}
+				called = append(called, i)
+			}}
+		}
+		for i := 0; i < len(batch); {
+			i = s.settle(batch, nil, i)
+		}
+		if !slices.Equal(called, []int{0, 2}) {
+			t.Fatalf("callbacks called: %v, want [0 2]", called)
+		}
+		for i, it := range batch {
+			if n := it.m.ctl.refs.Load(); n != 2 {
+				t.Errorf("message %d: %d references left, want 2 (the engine's and the handler's)", i, n)
+			}
+		}
 		c.expectPrefix("ERROR\nmessage:internal error\n")
 		c.expectClosed()
 		c.close()

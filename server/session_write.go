@@ -91,8 +91,12 @@ func (s *Session) Deliver(d Delivery) error {
 		s.mu.Unlock()
 		return ErrUnknownSubscription
 	}
+	if s.outMsgs >= s.srv.cfg.outbound {
+		s.mu.Unlock()
+		return ErrSlowConsumer
+	}
 	size := sendSize(m)
-	if s.outMsgs >= s.srv.cfg.outbound || (s.outMsgs > 0 && s.outBytes+size > s.srv.cfg.outBytes) {
+	if s.outMsgs > 0 && s.outBytes+size > s.srv.cfg.outBytes {
 		s.mu.Unlock()
 		return ErrSlowConsumer
 	}
@@ -478,19 +482,8 @@ func (s *Session) writeLoop() {
 				wrote = true
 			}
 		}
-		for i := range batch {
-			if cb := batch[i].written; cb != nil {
-				err := errs[i]
-				if err == nil && s.wbroken != nil {
-					// Never (or not completely) written: the client
-					// did not get it.
-					err = fmt.Errorf("%w: %w", ErrSessionClosed, s.wbroken)
-				}
-				s.callWritten(cb, err)
-			}
-			if m := batch[i].m; m != nil {
-				m.unref() // after Written, which may Release it
-			}
+		for i := 0; i < len(batch); {
+			i = s.settle(batch, errs, i)
 		}
 		clear(batch)
 		if final {
@@ -516,15 +509,38 @@ func (s *Session) finish() {
 	s.written.Done()
 }
 
-// callWritten calls a Delivery's Written callback on the writer goroutine;
-// a panic in it ends the session with an ERROR, not the process.
-func (s *Session) callWritten(cb func(error), err error) {
+// settle calls the Written callbacks of the written batch from its i-th
+// item on, and drops the batch's references to its messages (after
+// Written, which may Release them), up to the end or to a callback that
+// panics: that ends the session with an ERROR, not the process, and
+// settle returns the index after it, for the caller to go on from. One
+// deferred recover covers the whole run, not one per delivery.
+func (s *Session) settle(batch []outItem, errs map[int]error, i int) (next int) {
 	var perr error
 	defer func() {
 		if perr != nil {
+			if m := batch[i].m; m != nil {
+				m.unref()
+			}
+			next = i + 1
 			s.shutdown(perr, s.errorFrame(perr, ""))
 		}
 	}()
 	defer s.recovered("Written", &perr)
-	cb(err)
+	for ; i < len(batch); i++ {
+		it := &batch[i]
+		if it.written != nil {
+			err := errs[i]
+			if err == nil && s.wbroken != nil {
+				// Never (or not completely) written: the client did
+				// not get it.
+				err = fmt.Errorf("%w: %w", ErrSessionClosed, s.wbroken)
+			}
+			it.written(err)
+		}
+		if it.m != nil {
+			it.m.unref()
+		}
+	}
+	return i
 }
