@@ -182,69 +182,58 @@ func (e Encoder) Append(dst []byte, f *Frame) ([]byte, error) {
 }
 
 // appendHead checks f and appends its command and header lines and the
-// blank line that ends them.
+// blank line that ends them, in one pass over the headers: if f cannot be
+// encoded it returns b as it was and the error.
 func (e Encoder) appendHead(b []byte, f *Frame) ([]byte, error) {
 	if !IsCommand(f.Command) {
 		return b, &ProtocolError{Err: ErrUnknownCommand, Detail: strconv.Quote(f.Command)}
 	}
-	withLength, err := e.check(f)
-	if err != nil {
-		return b, err
+	bad := func(err error, detail string) ([]byte, error) {
+		return b, &ProtocolError{Err: err, Command: f.Command, Detail: strconv.Quote(detail)}
 	}
 	escaped := e.Version.escapes(f.Command)
-	b = append(b, f.Command...)
-	b = append(b, '\n')
-	for i := range f.Header.Len() {
-		k, v := f.Header.At(i)
-		if k == HdrContentLength {
-			continue
-		}
-		b = e.appendText(b, k, escaped)
-		b = append(b, ':')
-		b = e.appendText(b, v, escaped)
-		b = append(b, '\n')
-	}
-	if withLength {
-		b = append(b, "content-length:"...)
-		b = strconv.AppendInt(b, int64(len(f.Body)), 10)
-		b = append(b, '\n')
-	}
-	return append(b, '\n'), nil
-}
-
-// maxScratch bounds the scratch a Writer keeps between frames.
-const maxScratch = 64 << 10
-
-// check validates f for the Encoder's version and says whether to write a
-// content-length header.
-func (e Encoder) check(f *Frame) (withLength bool, err error) {
-	bad := func(e error, detail string) (bool, error) {
-		return false, &ProtocolError{Err: e, Command: f.Command, Detail: strconv.Quote(detail)}
-	}
-	escaped := e.Version.escapes(f.Command)
+	out := append(b, f.Command...)
+	out = append(out, '\n')
+	hasLength := false
 	for i := range f.Header.Len() {
 		k, v := f.Header.At(i)
 		if p := headerProblem(e.Version, escaped, k, v); p != nil {
 			return bad(p, k+":"+v)
 		}
+		if k == HdrContentLength {
+			hasLength = true
+			continue
+		}
+		out = e.appendText(out, k, escaped)
+		out = append(out, ':')
+		out = e.appendText(out, v, escaped)
+		out = append(out, '\n')
 	}
-	if !HasBody(f.Command) {
+	withLength := false
+	switch {
+	case !HasBody(f.Command):
 		if len(f.Body) > 0 {
 			return bad(ErrBodyNotAllowed, f.Command)
 		}
-		return false, nil
-	}
-	switch e.ContentLength {
-	case ContentLengthAlways:
-		return true, nil
-	case ContentLengthNever:
+	case e.ContentLength == ContentLengthAlways:
+		withLength = true
+	case e.ContentLength == ContentLengthNever:
 		if bytes.IndexByte(f.Body, 0) >= 0 {
 			return bad(ErrUnencodable, "NUL in body without content-length")
 		}
-		return false, nil
+	default:
+		withLength = hasLength || bytes.IndexByte(f.Body, 0) >= 0
 	}
-	return f.Header.Has(HdrContentLength) || bytes.IndexByte(f.Body, 0) >= 0, nil
+	if withLength {
+		out = append(out, "content-length:"...)
+		out = strconv.AppendInt(out, int64(len(f.Body)), 10)
+		out = append(out, '\n')
+	}
+	return append(out, '\n'), nil
 }
+
+// maxScratch bounds the scratch a Writer keeps between frames.
+const maxScratch = 64 << 10
 
 // headerProblem says why a Writer of version v cannot write the header
 // entry key:value (escaped: the frame's headers are escaped), or nil.
