@@ -156,9 +156,11 @@ func TestSettleGoesOnAfterAPanic(t *testing.T) {
 		s := rec.sessions[0]
 		var called []int
 		batch := make([]outItem, 3)
+		msgs := make([]*Message, len(batch))
 		for i := range batch {
 			m := newMessage(&frame.Frame{Command: frame.CmdSend, Body: []byte("x")})
 			m.ref() // the delivery's
+			msgs[i] = m
 			batch[i] = outItem{m: m, written: func(error) {
 				if i == 1 {
 					panic("written boom")
@@ -172,8 +174,8 @@ func TestSettleGoesOnAfterAPanic(t *testing.T) {
 		if !slices.Equal(called, []int{0, 2}) {
 			t.Fatalf("callbacks called: %v, want [0 2]", called)
 		}
-		for i, it := range batch {
-			if n := it.m.ctl.refs.Load(); n != 2 {
+		for i, m := range msgs {
+			if n := m.ctl.refs.Load(); n != 2 {
 				t.Errorf("message %d: %d references left, want 2 (the engine's and the handler's)", i, n)
 			}
 		}

@@ -519,7 +519,8 @@ func (s *Session) settle(batch []outItem, errs map[int]error, i int) (next int) 
 	var perr error
 	defer func() {
 		if perr != nil {
-			if m := batch[i].m; m != nil {
+			if m := batch[i].m; m != nil { // the callback panicked, not unref
+				batch[i].m = nil
 				m.unref()
 			}
 			next = i + 1
@@ -538,8 +539,9 @@ func (s *Session) settle(batch []outItem, errs map[int]error, i int) (next int) 
 			}
 			it.written(err)
 		}
-		if it.m != nil {
-			it.m.unref()
+		if m := it.m; m != nil {
+			it.m = nil
+			m.unref()
 		}
 	}
 	return i
