@@ -190,11 +190,19 @@ func (s *Session) lookup(f *frame.Frame, skip func(*pendingAck) bool) (*pendingA
 func (s *Session) resolve(f *frame.Frame, take bool) (*Ack, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, id, err := s.lookup(f, nil)
+	p, _, err := s.lookup(f, nil)
 	if err != nil || !take {
 		return nil, err
 	}
-	a := &Ack{Subscription: p.sub, ID: id, Header: f.Header.Clone()}
+	// f's header strings may be views (SetViews in newSession): the Ack,
+	// which the handler may keep, holds a copy, and its ID is the copy's.
+	a := newAck(&f.Header)
+	a.Subscription = p.sub
+	idKey := frame.HdrMessageID
+	if s.version == frame.V12 {
+		idKey = frame.HdrID
+	}
+	a.ID = a.Header.Get(idKey) // the id that ackKey found
 	a.MessageIDs = s.take(p, &a.one)
 	return a, nil
 }

@@ -1,8 +1,11 @@
 package server
 
 import (
+	"context"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 
@@ -234,4 +237,57 @@ func BenchmarkAckLargePrefetch(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/ack")
 		})
 	}
+}
+
+// ackKeeper keeps every Ack the engine hands it, as a handler may.
+type ackKeeper struct {
+	recorder
+	mu   sync.Mutex
+	acks []*Ack
+}
+
+func (k *ackKeeper) Ack(ctx context.Context, s *Session, a *Ack) error {
+	k.mu.Lock()
+	k.acks = append(k.acks, a)
+	k.mu.Unlock()
+	return k.recorder.Ack(ctx, s, a)
+}
+
+// An ACK's header strings are views of the Reader's buffer (SetViews): the
+// Ack a handler keeps, its ID and its Header, and an ACK a transaction
+// holds until COMMIT, must be copies that later frames read into the same
+// buffer do not change.
+func TestKeptAckOutlivesItsFrame(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := &ackKeeper{}
+		deliverOnSubscribe(&k.recorder, 3)
+		c := dial(t, testServer(k))
+		c.connect("1.2", "s1")
+		c.send("SUBSCRIBE\nid:0\ndestination:/q\nack:client-individual\n\n\x00")
+		for range 3 {
+			c.expectPrefix("MESSAGE\n") // ack ids 1-3
+		}
+		// Each write is read whole into the start of the Reader's buffer,
+		// over the one before: same lengths, other bytes.
+		c.send("ACK\nid:1\nx-note:first\nreceipt:r1\n\n\x00")
+		c.expect("RECEIPT\nreceipt-id:r1\n\n\x00")
+		c.send("BEGIN\ntransaction:t\n\n\x00ACK\nid:3\nx-note:third\ntransaction:t\nreceipt:r3\n\n\x00")
+		c.expect("RECEIPT\nreceipt-id:r3\n\n\x00")
+		c.send("ACK\nid:2\nx-note:secnd\nreceipt:r2\n\n\x00")
+		c.expect("RECEIPT\nreceipt-id:r2\n\n\x00")
+		c.send("SEND\ndestination:/q\nx-note:xxxxx\nxxxxxxxxxxxx:xx\n\n\x00COMMIT\ntransaction:t\nreceipt:c\n\n\x00")
+		c.expect("RECEIPT\nreceipt-id:c\n\n\x00")
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		type kept struct{ id, note, tx string }
+		var got []kept
+		for _, a := range k.acks {
+			got = append(got, kept{a.ID, a.Header.Get("x-note"), a.Transaction})
+		}
+		want := []kept{{"1", "first", ""}, {"2", "secnd", ""}, {"3", "third", "t"}}
+		if !slices.Equal(got, want) {
+			t.Fatalf("kept acks %+v, want %+v", got, want)
+		}
+		c.close()
+	})
 }

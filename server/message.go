@@ -111,10 +111,7 @@ func putPlain(c *boxClass, b *msgBox) {
 // ctl is set, for callSend, holding two references: the engine's, which
 // callSend gives up, and the handler's.
 func newMessage(f *frame.Frame) *Message {
-	n, text := len(f.Body), 0
-	for k, v := range f.Header.All() {
-		text += len(k) + len(v)
-	}
+	n, text := len(f.Body), headerText(&f.Header)
 	i := 0
 	if n+text <= maxBoxed {
 		for boxClasses[i].max < n+text {
@@ -130,24 +127,71 @@ func newMessage(f *frame.Frame) *Message {
 	}
 	// The header entries go into b.room as far as they fit, their text
 	// into the byte room after the body.
-	m.Header = (&frame.Header{}).CloneInto(&b.room)
-	at := n
-	str := func(s string) string {
-		if s == "" {
-			return ""
-		}
-		k := copy(room[at:], s)
-		at += k
-		return unsafe.String(&room[at-k], k)
-	}
-	for k, v := range f.Header.All() {
-		m.Header.Add(str(k), str(v))
-	}
+	m.Header = copyHeader(&f.Header, &b.room, room[n:])
 	m.Destination = m.Header.Get(frame.HdrDestination)
 	m.ctl = &b.ctl
 	b.ctl.class = int8(i + 1)
 	b.ctl.refs.Store(2)
 	return m
+}
+
+// headerText is the number of bytes of h's keys and values.
+func headerText(h *frame.Header) int {
+	n := 0
+	for k, v := range h.All() {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+// copyHeader returns a copy of h that shares nothing with it: its entries
+// in room as far as they fit, its keys and values copied into text, which
+// must hold headerText(h) bytes. It is how the engine keeps a header whose
+// strings are views of the Reader's buffer (SetViews in newSession).
+func copyHeader(h *frame.Header, room *frame.HeaderRoom, text []byte) frame.Header {
+	c := (&frame.Header{}).CloneInto(room)
+	at := 0
+	str := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		k := copy(text[at:], s)
+		at += k
+		return unsafe.String(&text[at-k], k)
+	}
+	for k, v := range h.All() {
+		c.Add(str(k), str(v))
+	}
+	return c
+}
+
+// ownHeader is copyHeader into memory of its own.
+func ownHeader(h *frame.Header) frame.Header {
+	return copyHeader(h, new(frame.HeaderRoom), make([]byte, headerText(h)))
+}
+
+// ackText is the header text an ackBox holds: an ACK's id, subscription,
+// receipt and transaction headers fit, with ids of up to about 40 bytes.
+const ackText = 96
+
+// ackBox is an Ack with room for the entries and the text of its frame's
+// header: one allocation for a typical ACK or NACK, whose header strings
+// are views the Ack must not keep (SetViews in newSession).
+type ackBox struct {
+	a    Ack
+	room frame.HeaderRoom
+	text [ackText]byte
+}
+
+// newAck returns an Ack holding a copy of h.
+func newAck(h *frame.Header) *Ack {
+	b := new(ackBox)
+	text := b.text[:]
+	if n := headerText(h); n > len(text) {
+		text = make([]byte, n)
+	}
+	b.a.Header = copyHeader(h, &b.room, text)
+	return &b.a
 }
 
 // Release tells the engine that the handler is done with m, a Message the

@@ -203,8 +203,9 @@ func newSession(srv *Server, parent context.Context, rw io.ReadWriteCloser) *Ses
 	// An idle session holds no read buffer (issue 9: idle memory).
 	s.r.SetRelease(true)
 	// newMessage copies what it keeps of a SEND into the Message's own
-	// memory: its header text need not be a string of its own first.
-	s.r.SetViews(frame.CmdSend)
+	// memory, and an Ack holds a copy of its ACK's or NACK's header: their
+	// header text need not be a string of its own first.
+	s.r.SetViews(viewed...)
 	return s
 }
 
@@ -307,6 +308,12 @@ func (s *Session) readLoop() error {
 
 // errDisconnected is handle's signal that a DISCONNECT was processed.
 var errDisconnected = errors.New("server: disconnected")
+
+// viewed are the commands whose frames the Reader returns with header
+// strings that are views of its buffer (frame.Reader.SetViews): the engine
+// copies what it keeps of them (newMessage, newAck, ownHeader, the
+// receipt in handle).
+var viewed = []string{frame.CmdSend, frame.CmdAck, frame.CmdNack}
 
 // readFailed works out why reading failed: a codec error is the client's
 // protocol violation; otherwise, if the session was already ending, its

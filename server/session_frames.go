@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -62,8 +63,8 @@ func (s *Session) handle(f *frame.Frame) (err error) {
 		}
 		return violation(f.Command, "not connected", "the first frame must be CONNECT or STOMP")
 	}
-	if hasReceipt && f.Command == frame.CmdSend {
-		// A SEND's header strings are views of the Reader's buffer
+	if hasReceipt && slices.Contains(viewed, f.Command) {
+		// The frame's header strings are views of the Reader's buffer
 		// (SetViews in newSession); the receipt outlives the frame.
 		receipt = strings.Clone(receipt)
 	}
@@ -338,7 +339,9 @@ func (s *Session) onAck(f *frame.Frame) error {
 				return violation(f.Command, "already acknowledged in transaction", "message "+id+" is already acknowledged or nacked in transaction "+tx)
 			}
 		}
-		return s.txAdd(f.Command, tx, txOp{cmd: f.Command, header: f.Header.Clone(), key: key})
+		// The header's strings may be views of the Reader's buffer
+		// (SetViews in newSession): the transaction keeps a copy.
+		return s.txAdd(f.Command, tx, txOp{cmd: f.Command, header: ownHeader(&f.Header), key: key})
 	}
 	a, err := s.resolve(f, true)
 	if err != nil {
