@@ -132,17 +132,9 @@ func (h *Header) Has(key string) bool {
 // Values returns the values of every entry with the given key, in order.
 func (h *Header) Values(key string) []string {
 	var vs []string
-	if h.packed != "" {
-		for k, v := range h.All() {
-			if k == key {
-				vs = append(vs, v)
-			}
-		}
-		return vs
-	}
-	for i := range h.fields {
-		if h.fields[i].key == key {
-			vs = append(vs, h.fields[i].value)
+	for k, v := range h.All() {
+		if k == key {
+			vs = append(vs, v)
 		}
 	}
 	return vs

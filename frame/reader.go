@@ -440,13 +440,19 @@ func (r *Reader) makeHeader(f *Frame, view bool) {
 	} else {
 		s = string(r.hdr)
 	}
-	fields := f.Header.fields[:0]
-	for i := 0; i < len(r.spans); i += 4 {
-		sp := r.spans[i : i+4 : i+4]
-		fields = append(fields, field{s[sp[0]:sp[1]], s[sp[2]:sp[3]]})
-	}
+	fields := appendFields(f.Header.fields[:0], s, r.spans)
 	f.Header.fields = fields
 	r.clearTail(fields)
+}
+
+// appendFields appends to dst the entries spans gives (for each, key start
+// and end, value start and end) as substrings of s.
+func appendFields(dst []field, s string, spans []int) []field {
+	for i := 0; i < len(spans); i += 4 {
+		sp := spans[i : i+4 : i+4]
+		dst = append(dst, field{s[sp[0]:sp[1]], s[sp[2]:sp[3]]})
+	}
+	return dst
 }
 
 // handOver gives f header entries and a body of their own (SetOwned): one
@@ -479,13 +485,7 @@ func (r *Reader) handOver(f *Frame) {
 		f.Header = Header{} // nil: an Add must not reach r.fields
 		return
 	}
-	s := string(r.hdr)
-	fields := make([]field, k)
-	for i := range fields {
-		sp := r.spans[4*i : 4*i+4 : 4*i+4]
-		fields[i] = field{s[sp[0]:sp[1]], s[sp[2]:sp[3]]}
-	}
-	f.Header = Header{fields: fields}
+	f.Header = Header{fields: appendFields(make([]field, 0, k), string(r.hdr), r.spans)}
 }
 
 // lookupRaw is Header.Lookup over the header block before its strings

@@ -198,11 +198,7 @@ func (s *Session) resolve(f *frame.Frame, take bool) (*Ack, error) {
 	// which the handler may keep, holds a copy, and its ID is the copy's.
 	a := newAck(&f.Header)
 	a.Subscription = p.sub
-	idKey := frame.HdrMessageID
-	if s.version == frame.V12 {
-		idKey = frame.HdrID
-	}
-	a.ID = a.Header.Get(idKey) // the id that ackKey found
+	a.ID = a.Header.Get(s.ackIDHeader()) // the id that ackKey found
 	a.MessageIDs = s.take(p, &a.one)
 	return a, nil
 }

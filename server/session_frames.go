@@ -307,18 +307,26 @@ func (s *Session) onUnsubscribe(f *frame.Frame) error {
 	return s.srv.h.Unsubscribe(s.ctx, s, sub)
 }
 
+// ackIDHeader is the header an ACK or NACK names its message by: id (the
+// MESSAGE's ack header) in 1.2, message-id before.
+func (s *Session) ackIDHeader() string {
+	if s.version == frame.V12 {
+		return frame.HdrID
+	}
+	return frame.HdrMessageID
+}
+
 // ackKey returns the id an ACK or NACK refers to and the subscription it
 // names, per version: 1.2 id; 1.1 message-id and subscription; 1.0
 // message-id.
 func (s *Session) ackKey(f *frame.Frame) (id, subID string, err error) {
+	id = f.Header.Get(s.ackIDHeader())
 	if s.version == frame.V12 {
-		id = f.Header.Get(frame.HdrID)
 		if id == "" {
 			return "", "", violation(f.Command, "missing id header", f.Command+" requires an id header (the MESSAGE's ack header)")
 		}
 		return id, "", nil
 	}
-	id = f.Header.Get(frame.HdrMessageID)
 	if id == "" {
 		return "", "", violation(f.Command, "missing message-id header", f.Command+" requires a message-id header")
 	}
