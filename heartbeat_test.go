@@ -120,6 +120,42 @@ func TestHeartBeatsWithAStuckSubscription(t *testing.T) {
 	})
 }
 
+// TestHeartBeatsWhileTheReceiveBudgetIsFull: while the reader waits for
+// the application (the receive budget is full), the server's bytes wait
+// unread, so its silence is not counted, however long; once the reader
+// is back, silence counts from then, and a silent server is still found.
+func TestHeartBeatsWhileTheReceiveBudgetIsFull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, p := connectPeer(t, V12, []Option{WithHeartBeat(0, time.Second), WithReceiveBuffer(1)}, "heart-beat", "1000,0")
+		sub, err := c.Subscribe(ctxT(t), "/queue/a", WithBuffer(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Expect("SUBSCRIBE")
+		// One for the channel, one for the backlog: past the budget, the
+		// reader waits.
+		for i := range 2 {
+			p.Send("MESSAGE", "x", "subscription", sub.ID(), "destination", "/queue/a", "message-id", fmt.Sprint(i))
+		}
+		time.Sleep(10 * time.Second) // ten intervals: the server sends nothing, the reader reads nothing
+		if c.Err() != nil {
+			t.Fatalf("connection ended while the reader waited for the application: %v", c.Err())
+		}
+		for range 2 {
+			recv(t, sub.C())
+		}
+		back := time.Now()
+		<-c.Done()
+		want := time.Duration(DefaultHeartBeatTolerance * float64(time.Second))
+		if silence := time.Since(back); silence != want {
+			t.Fatalf("died after %v of silence once the reader was back, want %v", silence, want)
+		}
+		if !errors.Is(c.Err(), ErrHeartBeatTimeout) {
+			t.Fatalf("Err = %v", c.Err())
+		}
+	})
+}
+
 // TestHeartBeatAnyDataCounts: a frame that arrives slowly, a piece a
 // second, keeps the connection alive although no frame completes for
 // longer than the timeout.

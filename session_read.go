@@ -102,12 +102,11 @@ func (co *coalescer) wait(s *session) {
 }
 
 // waitRoom waits until the messages waiting for the application are back
-// under the receive budget, with the heart-beat monitor suspended: the
-// server's bytes wait unread in the transport, and its silence is ours.
-// It reports false if the session ended first.
+// under the receive budget. The server's bytes wait unread in the
+// transport meanwhile, and its silence is ours: the heart-beat monitor
+// does not count it (wire.Liveness counts silence only inside a read). It
+// reports false if the session ended first.
 func (s *session) waitRoom() bool {
-	m := s.live.Suspend()
-	defer s.live.Resume(m)
 	return s.c.recv.wait(s.ctx.Done())
 }
 

@@ -4,7 +4,6 @@ import (
 	"sync/atomic"
 
 	"github.com/stompout/stomp/frame"
-	"github.com/stompout/stomp/heartbeat"
 )
 
 // completion is one frame whose RECEIPT (or ERROR) waits: for its own
@@ -185,9 +184,10 @@ func (s *Session) windowFull(inCommit bool) bool {
 	return !inCommit && len(s.pend) > cfg.windowFrames
 }
 
-// waitRoom makes the reader wait while the send window is full, with the
-// heart-beat monitor suspended (the client is not silent, the engine is not
-// reading). It returns when there is room or the session is ending.
+// waitRoom makes the reader wait while the send window is full (the
+// heart-beat monitor does not count it as the client's silence: the reader
+// is not in a read, see wire.Liveness). It returns when there is room or
+// the session is ending.
 func (s *Session) waitRoom(inCommit bool) {
 	for {
 		s.mu.Lock()
@@ -197,9 +197,7 @@ func (s *Session) waitRoom(inCommit bool) {
 		}
 		ch := s.changedLocked()
 		s.mu.Unlock()
-		mon := s.pause()
 		<-ch
-		s.unpause(mon)
 	}
 }
 
@@ -214,18 +212,9 @@ func (s *Session) waitDrained() {
 		}
 		ch := s.changedLocked()
 		s.mu.Unlock()
-		mon := s.pause()
 		<-ch
-		s.unpause(mon)
 	}
 }
-
-// pause suspends the heart-beat monitor, if there is one, while the reader
-// does not read on purpose, and returns it for unpause. Reader goroutine only.
-func (s *Session) pause() *heartbeat.Monitor { return s.live.Suspend() }
-
-// unpause resumes what pause suspended.
-func (s *Session) unpause(mon *heartbeat.Monitor) { s.live.Resume(mon) }
 
 // sendSize is what a message counts toward the send window: its body and
 // its headers.

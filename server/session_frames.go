@@ -70,10 +70,9 @@ func (s *Session) handle(f *frame.Frame) (err error) {
 	}
 	s.curReceipt, s.curHasReceipt = receipt, hasReceipt
 	// The handler runs on this goroutine: while it does, nothing is read,
-	// and the client's silence means nothing.
-	mon := s.pause()
+	// and the client's silence means nothing (wire.Liveness counts silence
+	// only inside a read).
 	err = s.dispatch(f)
-	s.unpause(mon)
 	if err != nil {
 		s.mu.Lock()
 		s.cur = nil

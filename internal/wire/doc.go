@@ -6,10 +6,10 @@
 //     deadline per piece (so a bound is on progress, not on a whole large
 //     frame), sends one frame per message on message transports
 //     (WebSocket), and paces heart-beats.
-//   - [Liveness]: the read side's sign of life: every read that brings
-//     bytes touches a heartbeat.Monitor, so a large frame arriving slowly
-//     counts as data, and time the reader spends not reading on purpose is
-//     not counted as silence.
+//   - [Liveness]: the read side's sign of life: a heartbeat.Monitor counts
+//     silence only while the reader waits in a read, so a large frame
+//     arriving slowly counts as data, and time the reader spends on what it
+//     read (a handler, a full buffer) is not counted as silence.
 //   - [WS]: a WebSocket as a STOMP byte stream: incoming messages read as
 //     one stream, outgoing frames one per message, text when valid UTF-8.
 //

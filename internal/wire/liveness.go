@@ -7,13 +7,24 @@ import (
 	"github.com/stompout/stomp/heartbeat"
 )
 
-// Liveness is the read side of a transport with a heart-beat monitor:
-// every Read that brings bytes touches the monitor, so any data counts as
-// a sign of life, a large frame arriving slowly included. Read is for the
-// reader goroutine; SetMonitor, Suspend and Resume may be called from any.
+// Liveness is the read side of a transport with a heart-beat monitor: only
+// time the reader spends inside Read counts as silence. Between two Reads
+// the reader is busy with what it read (a handler, a full subscription
+// buffer, a send window) and the peer's bytes wait unread in the
+// transport, so the monitor is suspended from the end of one Read to the
+// start of the next, and the start counts as data (Monitor.Resume):
+// silence is measured from when the reader is back, and any bytes, a large
+// frame arriving slowly included, end it. That costs one clock read and
+// two atomic adds per Read and nothing per frame. Read is for the reader
+// goroutine; SetMonitor may be called from any.
 type Liveness struct {
 	r   io.Reader
 	mon atomic.Pointer[heartbeat.Monitor] // nil until heart-beats are negotiated
+	// away is the monitor the last Read suspended when it returned (nil
+	// if none was set then): the next Read resumes it. Reader goroutine
+	// only, so each Suspend is matched by one Resume even if the monitor
+	// is set in between.
+	away *heartbeat.Monitor
 }
 
 // NewLiveness returns a Liveness reading r, with no monitor yet.
@@ -25,33 +36,20 @@ func (l *Liveness) SetMonitor(m *heartbeat.Monitor) { l.mon.Store(m) }
 // Monitor returns the monitor, or nil.
 func (l *Liveness) Monitor() *heartbeat.Monitor { return l.mon.Load() }
 
-// Read reads from the transport and touches the monitor if bytes came.
+// Read reads from the transport; the monitor counts silence only while
+// it waits.
 func (l *Liveness) Read(p []byte) (int, error) {
+	if l.away != nil {
+		l.away.Resume() // counts as data: the reader is back
+		l.away = nil
+	}
 	n, err := l.r.Read(p)
-	if n > 0 {
-		if m := l.mon.Load(); m != nil {
-			m.Touch()
-		}
+	// Suspended at once, whether bytes came or not: until the next Read
+	// nothing is held against the peer, and that Read's Resume is the
+	// touch these bytes would have been.
+	if m := l.mon.Load(); m != nil {
+		m.Suspend()
+		l.away = m
 	}
 	return n, err
-}
-
-// Suspend tells the monitor that the reader stops reading on purpose (it
-// waits for its application, or for a handler): until Resume, silence is
-// not held against the peer, whose bytes wait unread in the transport. It
-// returns the monitor it suspended (nil if none) for Resume: the monitor
-// may be set in between.
-func (l *Liveness) Suspend() *heartbeat.Monitor {
-	m := l.mon.Load()
-	if m != nil {
-		m.Suspend()
-	}
-	return m
-}
-
-// Resume ends the Suspend that returned m; it counts as data.
-func (l *Liveness) Resume(m *heartbeat.Monitor) {
-	if m != nil {
-		m.Resume()
-	}
 }
