@@ -494,6 +494,13 @@ func (s *Subscription) deliver(m *Message) bool {
 	return true
 }
 
+// pumpBatch and pumpBatchBytes bound what the pump has sent without
+// giving it back to held and the receive budget yet.
+const (
+	pumpBatch      = 32
+	pumpBatchBytes = 64 << 10
+)
+
 // pump hands the backlog on to the channel, in order, as the application
 // takes messages, and returns once it is empty; it closes the channel if
 // the subscription has ended meanwhile. It takes the whole backlog at a
@@ -518,17 +525,33 @@ func (s *Subscription) pump() {
 		s.held.Store(int64(s.backlog.n))
 		s.backlog = backlog{}
 		s.mu.Unlock()
+		// What was sent is given back to held and to the receive budget
+		// in batches (each is an atomic add the reader's core shares),
+		// before the pump can block, at the end of each chunk, and every
+		// pumpBatch messages or pumpBatchBytes bytes in between.
+		var sent, freed int64
+		settle := func() {
+			s.held.Add(-sent)
+			c.recv.release(freed)
+			sent, freed = 0, 0
+		}
 		for k != nil {
 			for i := range k.q {
 				// Try without the stop channel first: a select on both
 				// locks both, and every pump of the Conn shares stop.
 				select {
 				case s.ch <- k.q[i].m: // only the pump sends while pumping
-					s.held.Add(-1)
-					c.recv.release(k.q[i].size)
+					sent++
+					freed += k.q[i].size
 					k.q[i] = queued{}
+					if sent == pumpBatch || freed >= pumpBatchBytes {
+						settle()
+					}
 					continue
 				default:
+				}
+				if sent > 0 {
+					settle() // the application may take a while
 				}
 				select {
 				case s.ch <- k.q[i].m:
@@ -549,6 +572,9 @@ func (s *Subscription) pump() {
 					c.recv.release(n)
 					return
 				}
+			}
+			if sent > 0 {
+				settle()
 			}
 			// Sent (and cleared) to the end: the reader may fill it again,
 			// sparing an allocation per chunk while messages keep coming.
@@ -582,7 +608,10 @@ func (s *Subscription) overflowed() {
 func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 
 // Backlog returns how many messages wait in the subscription's backlog for
-// room in its channel (beyond the len(C()) in the channel itself).
+// room in its channel (beyond the len(C()) in the channel itself). While
+// messages flow into the channel it may count up to a few dozen that have
+// just gone in; it is exact whenever the channel is full or the backlog
+// empty.
 func (s *Subscription) Backlog() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
