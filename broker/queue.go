@@ -433,11 +433,18 @@ func (b *Broker) written(c *consumer, err error) {
 	qm := c.unwritten[c.uhead]
 	c.unwritten[c.uhead] = nil
 	c.uhead++
-	if c.uhead == len(c.unwritten) {
+	switch {
+	case c.uhead == len(c.unwritten):
 		c.unwritten, c.uhead = c.unwritten[:0], 0
 		if cap(c.unwritten) > 1024 {
 			c.unwritten = nil // do not keep a burst's array
 		}
+	case c.uhead > 1024 && c.uhead*2 > len(c.unwritten):
+		// Compact: through a backlog the list never empties, and the
+		// array would grow with every message delivered.
+		n := copy(c.unwritten, c.unwritten[c.uhead:])
+		clear(c.unwritten[n:])
+		c.unwritten, c.uhead = c.unwritten[:n], 0
 	}
 	qm.writes--
 	q := qm.q
