@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -367,6 +368,42 @@ func TestSilentClientStillDetected(t *testing.T) {
 		// its end.
 		if d := time.Since(start); d < 800*time.Millisecond || d > 900*time.Millisecond {
 			t.Fatalf("ended after %v, want about 800ms", d)
+		}
+		c.c.Close()
+	})
+}
+
+// TestClientThatNeitherReadsNorSendsIsEnded: a client that asks for
+// receipts and reads none, until the engine's reader waits for room to
+// queue one, and then goes silent, is ended by the heart-beat monitor:
+// only the client can end that wait, so its silence counts (there is no
+// write deadline, and the writer is stuck in a write to it).
+func TestClientThatNeitherReadsNorSendsIsEnded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := mustNew(&recorder{}, WithName("test"), WithHeartBeat(0, 100*time.Millisecond), WithOutboundQueue(1))
+		c := dial(t, srv)
+		c.send("CONNECT\naccept-version:1.2\nhost:/\nheart-beat:100,0\n\n\x00")
+		c.expect("CONNECTED\nversion:1.2\nheart-beat:0,100\nsession:s1\nserver:test\n\n\x00")
+		// More than two queues' worth: the writer, stuck writing the
+		// first batch it took (the queue is at most controlReserve+1
+		// long), cannot take the second.
+		var frames strings.Builder
+		for i := range 4 * controlReserve {
+			fmt.Fprintf(&frames, "SEND\ndestination:/q\nreceipt:r%d\n\nx\x00", i)
+		}
+		c.sendAsync(frames.String()) // never read back, and then nothing more
+		start := time.Now()
+		var err error
+		select {
+		case err = <-c.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the session did not end")
+		}
+		if !errors.Is(err, heartbeat.ErrTimeout) {
+			t.Fatalf("ServeConn = %v, want a heart-beat timeout", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("ended after %v, want about 200ms", d)
 		}
 		c.c.Close()
 	})

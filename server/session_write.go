@@ -207,7 +207,11 @@ func (s *Session) batchIDs(batch []outItem, scratch []byte, ends []int) (string,
 }
 
 // enqueue queues a frame the engine produced (CONNECTED, RECEIPT), waiting
-// for room if the client is far behind. Reader goroutine only.
+// for room if the client is far behind. Only the client can end that
+// wait, by reading, so its silence counts meanwhile: a client that
+// neither reads nor sends is still found dead by the heart-beat monitor,
+// which ends the session (there is no write deadline). Reader goroutine
+// only.
 func (s *Session) enqueue(it outItem) error {
 	for {
 		s.mu.Lock()
@@ -223,7 +227,9 @@ func (s *Session) enqueue(it outItem) error {
 		}
 		ch := s.changedLocked()
 		s.mu.Unlock()
+		s.live.Attend()
 		<-ch
+		s.live.Away()
 	}
 }
 

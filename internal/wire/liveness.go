@@ -15,8 +15,10 @@ import (
 // start of the next, and the start counts as data (Monitor.Resume):
 // silence is measured from when the reader is back, and any bytes, a large
 // frame arriving slowly included, end it. That costs one clock read and
-// two atomic adds per Read and nothing per frame. Read is for the reader
-// goroutine; SetMonitor may be called from any.
+// two atomic adds per Read and nothing per frame. A wait between Reads
+// that only the peer can end counts as silence again (Attend, Away). Read,
+// Attend and Away are for the reader goroutine; SetMonitor may be called
+// from any.
 type Liveness struct {
 	r   io.Reader
 	mon atomic.Pointer[heartbeat.Monitor] // nil until heart-beats are negotiated
@@ -52,4 +54,25 @@ func (l *Liveness) Read(p []byte) (int, error) {
 		l.away = m
 	}
 	return n, err
+}
+
+// Attend makes the monitor count silence again before the next Read, for
+// a wait that only the peer can end (the server's reader waiting for room
+// in an outbound queue that drains only as the client reads): a peer that
+// neither reads nor sends is then still found dead. Away ends it. Reader
+// goroutine only.
+func (l *Liveness) Attend() {
+	if l.away != nil {
+		l.away.Resume() // counts as data: silence is measured from here
+		l.away = nil
+	}
+}
+
+// Away suspends the monitor again until the next Read, after Attend.
+// Reader goroutine only.
+func (l *Liveness) Away() {
+	if m := l.mon.Load(); m != nil && l.away == nil {
+		m.Suspend()
+		l.away = m
+	}
 }
