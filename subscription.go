@@ -554,9 +554,9 @@ func (s *Subscription) pump() {
 					settle() // the application may take a while
 				}
 				select {
-				case s.ch <- k.q[i].m:
-					s.held.Add(-1)
-					c.recv.release(k.q[i].size)
+				case s.ch <- k.q[i].m: // given back with the next settle, before the pump can block again
+					sent++
+					freed += k.q[i].size
 					k.q[i] = queued{}
 				case <-c.stop.Done():
 					s.mu.Lock()

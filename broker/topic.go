@@ -108,7 +108,7 @@ const (
 func (b *Broker) offer(c *consumer, m *server.Message) int {
 	d := server.Delivery{Subscription: c.sub.ID, Message: m, Written: c.cl.resume}
 	err := c.cl.sess.Deliver(d)
-	if err != nil && errors.Is(err, server.ErrSlowConsumer) {
+	if errors.Is(err, server.ErrSlowConsumer) {
 		// Retry once the flag is set: a Written callback that ran before
 		// it (the writer took the queue meanwhile) would have missed it,
 		// and then this delivery succeeds now; one that runs after it
