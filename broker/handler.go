@@ -206,6 +206,7 @@ func (b *Broker) Unsubscribe(ctx context.Context, s *server.Session, sub *server
 // Ack acknowledges the messages a.MessageIDs lists, each in O(1).
 func (b *Broker) Ack(ctx context.Context, s *server.Session, a *server.Ack) error {
 	b.settle(s, a, false)
+	a.Release()
 	return nil
 }
 
@@ -215,6 +216,7 @@ func (b *Broker) Ack(ctx context.Context, s *server.Session, a *server.Ack) erro
 // dropped: topics do not keep messages.
 func (b *Broker) Nack(ctx context.Context, s *server.Session, a *server.Ack) error {
 	b.settle(s, a, true)
+	a.Release()
 	return nil
 }
 

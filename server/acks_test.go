@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -290,4 +291,122 @@ func TestKeptAckOutlivesItsFrame(t *testing.T) {
 		}
 		c.close()
 	})
+}
+
+// ackReleaser records what each Ack says, then gives it back (Release),
+// twice, as a careless handler might.
+type ackReleaser struct {
+	recorder
+	mu   sync.Mutex
+	seen []string // "ID note tx [message-ids]", copied before Release
+}
+
+func (k *ackReleaser) Ack(ctx context.Context, s *Session, a *Ack) error {
+	k.mu.Lock()
+	k.seen = append(k.seen, a.ID+" "+a.Header.Get("x-note")+" "+a.Transaction+" "+strings.Join(a.MessageIDs, ","))
+	k.mu.Unlock()
+	a.Release()
+	a.Release()
+	return nil
+}
+
+// TestReleasedAckReused: Acks a handler gives back are reused for later
+// ACKs, of every header size (the box's text and a longer one), in and
+// out of a transaction, and each says what its own frame said; an Ack the
+// handler made itself is not taken.
+func TestReleasedAckReused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n, after = 40, 4
+		k := &ackReleaser{}
+		deliverOnSubscribe(&k.recorder, n+after)
+		c := dial(t, testServer(k))
+		c.connect("1.2", "s1")
+		c.send("SUBSCRIBE\nid:0\ndestination:/q\nack:client-individual\n\n\x00")
+		for range n + after {
+			c.expectPrefix("MESSAGE\n")
+		}
+		var want []string
+		var frames strings.Builder
+		frames.WriteString("BEGIN\ntransaction:t\n\n\x00")
+		for i := 1; i <= n; i++ {
+			note := strings.Repeat(strconv.Itoa(i%10), i*i%150) // up to 149 bytes: past ackText
+			tx := ""
+			if i%4 == 0 {
+				tx = "t"
+			}
+			fmt.Fprintf(&frames, "ACK\nid:%d\nx-note:%s\n", i, note)
+			if tx != "" {
+				frames.WriteString("transaction:t\n")
+			}
+			frames.WriteString("\n\x00")
+			if tx == "" {
+				want = append(want, fmt.Sprintf("%d %s  m%d", i, note, i))
+			}
+		}
+		for i := 4; i <= n; i += 4 { // at COMMIT, in order
+			want = append(want, fmt.Sprintf("%d %s t m%d", i, strings.Repeat(strconv.Itoa(i%10), i*i%150), i))
+		}
+		frames.WriteString("COMMIT\ntransaction:t\n\n\x00")
+		for i := n + 1; i <= n+after; i++ { // in boxes the transaction's used
+			fmt.Fprintf(&frames, "ACK\nid:%d\n\n\x00", i)
+			want = append(want, fmt.Sprintf("%d   m%d", i, i))
+		}
+		frames.WriteString("DISCONNECT\nreceipt:c\n\n\x00")
+		c.send(frames.String())
+		c.expect("RECEIPT\nreceipt-id:c\n\n\x00")
+		k.mu.Lock()
+		got := slices.Clone(k.seen)
+		k.mu.Unlock()
+		if !slices.Equal(got, want) {
+			t.Fatalf("acks seen:\n%q\nwant:\n%q", got, want)
+		}
+		c.close()
+	})
+	own := &Ack{ID: "mine", MessageIDs: []string{"m1"}}
+	own.Release()
+	if own.ID != "mine" || len(own.MessageIDs) != 1 {
+		t.Fatalf("Release changed an Ack the handler made: %+v", own)
+	}
+}
+
+// TestDeliveryIDsFromSlabs: the ids of client-mode deliveries, cut from the
+// session's slabs of text, stay as they were made while later ones are
+// written, across slabs and with ids longer than a slab's reserve (a long
+// session id).
+func TestDeliveryIDsFromSlabs(t *testing.T) {
+	for _, v := range []frame.Version{frame.V11, frame.V12} {
+		t.Run(string(v), func(t *testing.T) {
+			s := &Session{version: v, id: strings.Repeat("s", 100)}
+			type ids struct{ msg, ack string }
+			var got, want []ids
+			for i := 1; i <= 2000; i++ {
+				var m Message
+				var w ids
+				switch i % 3 {
+				case 0:
+					m.Seq = uint64(i) * 1e9
+					w.msg = "m-" + strconv.FormatUint(m.Seq, 10)
+				case 1:
+					w.msg = s.id + "-" + strconv.Itoa(i)
+				case 2:
+					m.ID = "given-" + strconv.Itoa(i)
+					w.msg = m.ID
+				}
+				s.ackSeq++
+				if v == frame.V12 {
+					w.ack = strconv.FormatUint(s.ackSeq, 10)
+				}
+				msg, ack := s.deliveryIDs(&m, uint64(i))
+				got = append(got, ids{msg, ack})
+				want = append(want, w)
+			}
+			if !slices.Equal(got, want) {
+				for i := range got {
+					if got[i] != want[i] {
+						t.Fatalf("delivery %d: ids %+v, want %+v", i+1, got[i], want[i])
+					}
+				}
+			}
+		})
+	}
 }

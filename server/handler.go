@@ -196,7 +196,8 @@ type Subscription struct {
 func (sub *Subscription) Session() *Session { return sub.session }
 
 // Ack is an ACK or NACK frame, resolved against the session's
-// unacknowledged deliveries.
+// unacknowledged deliveries. It is the handler's to keep; a handler that
+// does not keep it may give it back for reuse (Release).
 type Ack struct {
 	Subscription *Subscription
 	// ID is the frame's id header (1.2) or message-id header (1.0, 1.1).
@@ -209,4 +210,5 @@ type Ack struct {
 	Header      frame.Header // every header of the frame
 
 	one [1]string // MessageIDs when it is one
+	box *ackBox   // the memory a is in (newAck), for Release
 }

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/stompout/stomp/frame"
@@ -176,22 +177,45 @@ const ackText = 96
 
 // ackBox is an Ack with room for the entries and the text of its frame's
 // header: one allocation for a typical ACK or NACK, whose header strings
-// are views the Ack must not keep (SetViews in newSession).
+// are views the Ack must not keep (SetViews in newSession), and none once
+// the handler gives Acks back (Ack.Release).
 type ackBox struct {
-	a    Ack
-	room frame.HeaderRoom
-	text [ackText]byte
+	a        Ack
+	released atomic.Bool
+	room     frame.HeaderRoom
+	text     [ackText]byte
 }
+
+// ackBoxes holds the ackBoxes handlers released.
+var ackBoxes = sync.Pool{New: func() any { return new(ackBox) }}
 
 // newAck returns an Ack holding a copy of h.
 func newAck(h *frame.Header) *Ack {
-	b := new(ackBox)
+	b := ackBoxes.Get().(*ackBox)
+	b.released.Store(false)
+	b.a.box = b
 	text := b.text[:]
 	if n := headerText(h); n > len(text) {
 		text = make([]byte, n)
 	}
 	b.a.Header = copyHeader(h, &b.room, text)
 	return &b.a
+}
+
+// Release tells the engine that the handler is done with a, an Ack the
+// engine passed to Handler.Ack or Handler.Nack: the handler keeps no
+// reference to a, to its MessageIDs or its Header, nor any string taken
+// from its fields (keep a strings.Clone). The engine then reuses a's
+// memory for a later ACK or NACK. Calling Release is optional (an Ack
+// never released is left to the garbage collector); a second call does
+// nothing, but only until the memory is reused. On an Ack the handler
+// made itself, it does nothing.
+func (a *Ack) Release() {
+	if b := a.box; b != nil && a == &b.a && b.released.CompareAndSwap(false, true) {
+		b.a = Ack{}
+		clear(b.room[:])
+		ackBoxes.Put(b)
+	}
 }
 
 // Release tells the engine that the handler is done with m, a Message the
@@ -260,28 +284,43 @@ func (m *Message) keptID() string {
 
 // deliveryIDs returns the message-id (keptID, else the one m.Seq stands
 // for, else the engine's own for sequence number seq) and the 1.2 ack id
-// (s.ackSeq; "" before 1.2) of a delivery of m in a client ack mode, made
-// in one string when both are new. s.mu must be held.
+// (s.ackSeq; "" before 1.2) of a delivery of m in a client ack mode, the
+// new ones cut from the session's slab of id text. s.mu must be held.
 func (s *Session) deliveryIDs(m *Message, seq uint64) (msgID, ackID string) {
 	msgID = m.keptID()
-	var buf [48]byte
-	b := buf[:0]
-	if msgID == "" {
-		b = s.appendMessageID(b, m, seq)
-	}
-	if s.version != frame.V12 {
-		if msgID == "" {
-			msgID = string(b)
-		}
+	v12 := s.version == frame.V12
+	if msgID != "" && !v12 {
 		return msgID, ""
 	}
-	k := len(b)
-	ids := string(strconv.AppendUint(b, s.ackSeq, 10))
-	if msgID == "" {
-		msgID = ids[:k]
+	// The ids are cut from a slab of text (idSlab), as the pendingAcks
+	// that hold them are (ackSlab): bytes once written there are never
+	// written again, so the strings may view them.
+	t := s.idText
+	if cap(t)-len(t) < 48 {
+		t = make([]byte, 0, idSlab)
 	}
-	return msgID, ids[k:]
+	start := len(t)
+	if msgID == "" {
+		t = s.appendMessageID(t, m, seq)
+	}
+	k := len(t)
+	if v12 {
+		t = strconv.AppendUint(t, s.ackSeq, 10)
+	}
+	s.idText = t
+	if msgID == "" {
+		msgID = unsafe.String(&t[start], k-start)
+	}
+	if v12 {
+		ackID = unsafe.String(&t[k], len(t)-k)
+	}
+	return msgID, ackID
 }
+
+// idSlab is the size of the slabs deliveryIDs cuts ids from: one
+// allocation per few dozen deliveries instead of one per delivery, and a
+// slab that a single unacknowledged delivery keeps alive stays small.
+const idSlab = 512
 
 // appendMessageID appends the message-id of a delivery of m without an ID
 // (see deliveryIDs) to b.

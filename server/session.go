@@ -72,6 +72,9 @@ type Session struct {
 	acks ackIndex
 	// ackSlab is where the next pendingAcks come from (newPending).
 	ackSlab []pendingAck
+	// idText is where the ids of the next deliveries in a client ack
+	// mode are written (deliveryIDs).
+	idText []byte
 	// linger closes the transport if the writer cannot finish in time.
 	linger *time.Timer
 	// passcode is the CONNECT frame's, to scrub from ERROR frames.

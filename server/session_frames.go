@@ -459,7 +459,7 @@ func (s *Session) onCommit(f *frame.Frame) error {
 			af := &frame.Frame{Command: op.cmd, Header: op.header}
 			var a *Ack
 			if a, err = s.resolve(af, true); err == nil {
-				a.Transaction = f.Header.Get(frame.HdrTransaction)
+				a.Transaction = a.Header.Get(frame.HdrTransaction) // a's copy: f's may be views
 				err = s.ack(op.cmd, a)
 			}
 		}

@@ -78,7 +78,8 @@ type hbStart struct {
 // resolved. It keeps a reference to m and builds no frame: the writer
 // goroutine encodes the MESSAGE from m when it writes it. In auto mode it
 // allocates nothing (but for the outbound queue's growth); in the client
-// ack modes it allocates the record of the delivery and its ids.
+// ack modes it records the delivery and its ids in slabs shared by a few
+// dozen deliveries.
 func (s *Session) Deliver(d Delivery) error {
 	m := d.Message
 	s.mu.Lock()
