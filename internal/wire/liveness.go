@@ -29,8 +29,14 @@ type Liveness struct {
 	away *heartbeat.Monitor
 }
 
-// NewLiveness returns a Liveness reading r, with no monitor yet.
-func NewLiveness(r io.Reader) *Liveness { return &Liveness{r: r} }
+// NewLiveness returns a Liveness reading r, with no monitor yet; a TCP or
+// Unix socket is read with raw system calls (socketReader).
+func NewLiveness(r io.Reader) *Liveness {
+	if sr := newSocketReader(r); sr != nil {
+		r = sr
+	}
+	return &Liveness{r: r}
+}
 
 // SetMonitor sets the monitor that reads touch (nil: none).
 func (l *Liveness) SetMonitor(m *heartbeat.Monitor) { l.mon.Store(m) }
