@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -31,14 +32,14 @@ func tcpPair(t *testing.T) (client, server *net.TCPConn) {
 	return c.(*net.TCPConn), s.(*net.TCPConn)
 }
 
-// checkOpError checks that err is what c's own Read says: a *net.OpError
-// for a read of c, whose Err is (or wraps) want.
-func checkOpError(t *testing.T, c net.Conn, err, want error) {
+// checkOpError checks that err is what c's own Read or Write says: a
+// *net.OpError for operation opName on c, whose Err is (or wraps) want.
+func checkOpError(t *testing.T, c net.Conn, opName string, err, want error) {
 	t.Helper()
 	var op *net.OpError
-	if !errors.As(err, &op) || op.Op != "read" || op.Net != c.LocalAddr().Network() ||
+	if !errors.As(err, &op) || op.Op != opName || op.Net != c.LocalAddr().Network() ||
 		op.Source.String() != c.LocalAddr().String() || op.Addr.String() != c.RemoteAddr().String() {
-		t.Fatalf("error %#v (%v), want a read *net.OpError of %v->%v", err, err, c.LocalAddr(), c.RemoteAddr())
+		t.Fatalf("error %#v (%v), want a %s *net.OpError of %v->%v", err, err, opName, c.LocalAddr(), c.RemoteAddr())
 	}
 	if !errors.Is(err, want) {
 		t.Fatalf("error %v, want %v", err, want)
@@ -80,7 +81,7 @@ func TestSocketReaderReadsAsConn(t *testing.T) {
 	// The deadline: waiting in the netpoller, as Read does.
 	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 	_, err := r.Read(buf)
-	checkOpError(t, c, err, os.ErrDeadlineExceeded)
+	checkOpError(t, c, "read", err, os.ErrDeadlineExceeded)
 	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
 		t.Fatalf("deadline error %v is not a timeout", err)
 	}
@@ -95,7 +96,7 @@ func TestSocketReaderReadsAsConn(t *testing.T) {
 	// Closed here: net.ErrClosed.
 	c.Close()
 	_, err = r.Read(buf)
-	checkOpError(t, c, err, net.ErrClosed)
+	checkOpError(t, c, "read", err, net.ErrClosed)
 }
 
 // TestSocketReaderReset: a connection the peer resets reads as
@@ -114,7 +115,7 @@ func TestSocketReaderReset(t *testing.T) {
 	s.SetLinger(0)
 	s.Close()
 	_, err := r.Read(make([]byte, 64))
-	checkOpError(t, c, err, syscall.ECONNRESET)
+	checkOpError(t, c, "read", err, syscall.ECONNRESET)
 	var se *os.SyscallError
 	if !errors.As(err, &se) || se.Syscall != "read" {
 		t.Fatalf("reset error %v: want an *os.SyscallError of read", err)
@@ -129,7 +130,7 @@ func TestSocketReaderCloseWhileWaiting(t *testing.T) {
 	r := newSocketReader(c)
 	time.AfterFunc(20*time.Millisecond, func() { c.Close() })
 	_, err := r.Read(make([]byte, 64))
-	checkOpError(t, c, err, net.ErrClosed)
+	checkOpError(t, c, "read", err, net.ErrClosed)
 }
 
 // TestSocketReaderWhich: TCP and Unix sockets are read raw; everything
@@ -169,5 +170,76 @@ func TestSocketReaderWhich(t *testing.T) {
 		if newSocketReader(x) != nil {
 			t.Fatalf("a socketReader for %T", x)
 		}
+	}
+}
+
+// TestSocketWriterWritesAsConn: a socketWriter writes all of a write far
+// larger than the socket's buffers (waiting in the netpoller for room, as
+// the net.Conn's Write does), and fails as the net.Conn's Write would:
+// past the write deadline with what it wrote so far (a timeout), and with
+// net.ErrClosed once closed here.
+func TestSocketWriterWritesAsConn(t *testing.T) {
+	c, s := tcpPair(t)
+	w := newSocketWriter(c)
+	if w == nil {
+		t.Fatal("no socketWriter for a *net.TCPConn")
+	}
+	if n, err := w.Write(nil); n != 0 || err != nil {
+		t.Fatalf("empty write: %d, %v", n, err)
+	}
+	data := make([]byte, 8<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(s, int64(len(data))))
+		got <- b
+	}()
+	if n, err := w.Write(data); n != len(data) || err != nil {
+		t.Fatalf("write: %d, %v", n, err)
+	}
+	if b := <-got; !bytes.Equal(b, data) {
+		t.Fatalf("the peer read %d bytes, not what was written", len(b))
+	}
+
+	// Nobody reads now: the write fills the buffers and waits, until the
+	// deadline.
+	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	n, err := w.Write(data)
+	checkOpError(t, c, "write", err, os.ErrDeadlineExceeded)
+	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Fatalf("deadline error %v is not a timeout", err)
+	}
+	if n <= 0 || n >= len(data) {
+		t.Fatalf("wrote %d of %d before the deadline", n, len(data))
+	}
+	c.SetWriteDeadline(time.Time{})
+
+	c.Close()
+	_, err = w.Write([]byte("x"))
+	checkOpError(t, c, "write", err, net.ErrClosed)
+}
+
+// TestSocketWriterReset: writing to a connection the peer reset fails
+// with the broken pipe's (or the reset's) error, wrapped as a system
+// call's, as the net.Conn's Write says it.
+func TestSocketWriterReset(t *testing.T) {
+	c, s := tcpPair(t)
+	w := newSocketWriter(c)
+	s.SetLinger(0)
+	s.Close() // RST
+	// A read ends when the RST has come: the write after it fails.
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read after reset: %v", err)
+	}
+	_, err := w.Write([]byte("x"))
+	if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("write after reset: %v, want ECONNRESET or EPIPE", err)
+	}
+	checkOpError(t, c, "write", err, err.(*net.OpError).Err)
+	var se *os.SyscallError
+	if !errors.As(err, &se) || se.Syscall != "write" {
+		t.Fatalf("reset error %v: want an *os.SyscallError of write", err)
 	}
 }
