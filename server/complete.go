@@ -2,8 +2,6 @@ package server
 
 import (
 	"sync/atomic"
-
-	"github.com/stompout/stomp/frame"
 )
 
 // completion is one frame whose RECEIPT (or ERROR) waits: for its own
@@ -141,7 +139,7 @@ func (s *Session) drainLocked() (receipt string, err error) {
 		if c.hasReceipt && !s.closing {
 			// Not bounded by the outbound queue: these RECEIPTs are
 			// bounded by the send window instead.
-			s.queueLocked(outItem{f: frame.New(frame.CmdReceipt, frame.HdrReceiptID, c.receipt)})
+			s.queueLocked(receiptItem(c.receipt))
 		}
 	}
 	return "", nil
@@ -170,7 +168,7 @@ func (s *Session) complete() error {
 		return nil
 	}
 	s.mu.Unlock()
-	return s.enqueue(outItem{f: frame.New(frame.CmdReceipt, frame.HdrReceiptID, r)})
+	return s.enqueue(receiptItem(r))
 }
 
 // windowFull reports whether the reader must wait before taking another

@@ -107,8 +107,8 @@ type Session struct {
 
 	// Owned by the writer goroutine of the moment (runs are serialised by
 	// writing, under mu).
-	wbroken error         // the transport failed: write nothing more
-	wver    frame.Version // the version frames are written in, once CONNECTED is
+	wbroken error        // the transport failed: write nothing more
+	ww      *wire.Writer // made by the first run (writeLoop)
 
 	// connTimer ends a session that is not connected in time (nil once
 	// connected, or without a connect timeout). Reader goroutine only.

@@ -40,6 +40,11 @@ type Delivery struct {
 // (f), or a delivery (m), whose MESSAGE frame the writer builds.
 type outItem struct {
 	f *frame.Frame
+	// A RECEIPT (receipt set, f nil): the writer encodes it from
+	// receiptID, so that a frame answered with a receipt costs no
+	// frame.Frame.
+	receipt   bool
+	receiptID string
 	// A delivery: the message and subscription, the message-id when it is
 	// a string already (m.ID, or made for a client ack mode; else the
 	// writer formats it from m.Seq or seq) and the 1.2 ack id.
@@ -337,11 +342,15 @@ func (s *Session) startHeartBeats(interval time.Duration) {
 // (an idle session still holds no buffer).
 type runScratch struct {
 	mf           frame.Frame
+	rf           frame.Frame // the RECEIPT the writer encodes each receipt item as
 	room         frame.HeaderRoom
 	spare, batch []outItem
 	idBuf        []byte
 	idEnds       []int
 }
+
+// receiptItem is the outItem of a RECEIPT for receipt id.
+func receiptItem(id string) outItem { return outItem{receipt: true, receiptID: id} }
 
 // maxKeptItems is the largest queue array (in items) a runScratch keeps
 // when its run ends; a larger one, grown by a burst, is left to the
@@ -357,6 +366,8 @@ var scratchPool = sync.Pool{New: func() any {
 		idEnds: make([]int, 0, outStart),
 	}
 	rs.mf.Header = (&frame.Header{}).CloneInto(&rs.room)
+	rs.rf.Command = frame.CmdReceipt
+	rs.rf.Header.Add(frame.HdrReceiptID, "")
 	return rs
 }}
 
@@ -376,25 +387,30 @@ func (rs *runScratch) release(spare, batch []outItem, idBuf []byte, idEnds []int
 	rs.idBuf, rs.idEnds = idBuf[:0], idEnds[:0]
 	rs.mf.Header.Reset()
 	rs.mf.Body = nil
+	rs.rf.Header.Set(frame.HdrReceiptID, "")
 	scratchPool.Put(rs)
 }
 
 // writeLoop is the writer goroutine, started by wakeLocked when there is
 // work and exiting when there is none left: it writes the outbound queue
 // in batches (one flush per batch, or one message per frame on WebSocket)
-// and the heart-beats beat asks for. It takes a wire.Writer for the run and
-// leaves it behind when it exits: an idle session holds no writer, no
-// buffer and no goroutine. Only one runs at a time (s.writing), so the
-// fields it owns (wbroken, wver) pass from one run to the next under s.mu.
+// and the heart-beats beat asks for. The session's wire.Writer, made by
+// the first run, passes from one run to the next and gives its buffer back
+// while empty: an idle session holds no buffer and no goroutine, and a run
+// allocates nothing to start (a session that writes one frame at a time,
+// a RECEIPT per SEND, has a run per frame). Only one runs at a time
+// (s.writing), so the fields it owns (ww, wbroken) pass from one run to
+// the next under s.mu. The server's heart-beats are paced by beat, not by
+// the Writer.
 // (The heart-beat Monitor ends a silent session by itself, see onConnect:
 // this goroutine may be stuck writing to a client that reads nothing.)
 func (s *Session) writeLoop() {
-	w := wire.NewWriter(s.rw, nil)
-	defer w.Stop()
-	w.SetContentLength(frame.ContentLengthAlways)
-	w.SetRelease(true) // an idle session holds no write buffer
-	if s.wver != "" {
-		w.SetVersion(s.wver)
+	w := s.ww
+	if w == nil {
+		w = wire.NewWriter(s.rw, nil)
+		w.SetContentLength(frame.ContentLengthAlways)
+		w.SetRelease(true) // an idle session holds no write buffer
+		s.ww = w
 	}
 	fail := func(err error) {
 		s.wbroken = fmt.Errorf("%w: %w", ErrConnectionLost, err)
@@ -450,6 +466,10 @@ func (s *Session) writeLoop() {
 		for i := range batch {
 			it := &batch[i]
 			f := it.f
+			if it.receipt {
+				rs.rf.Header.Set(frame.HdrReceiptID, it.receiptID)
+				f = &rs.rf
+			}
 			if it.m != nil {
 				id := ""
 				if it.msgID == "" {
@@ -475,7 +495,6 @@ func (s *Session) writeLoop() {
 			}
 			if st := it.hb; st != nil {
 				w.SetVersion(st.version)
-				s.wver = st.version
 				s.startHeartBeats(st.send)
 			}
 			if it.final {
