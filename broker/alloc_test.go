@@ -147,7 +147,7 @@ func allocsPerMessage(t *testing.T, dest, ack string, n int) float64 {
 // allocations (the writer goroutine's start, the receipt id's copy; the
 // Message is reused), 4.3 under -race; 4.6 here, and 18 to 23 over TCP in
 // compat's receipt-each row, before the session kept its wire.Writer from
-// one run to the next (a Writer, its frame.Writer, its socket writer and
+// one run to the next (a Writer, its frame.Writer, a socket writer and
 // their scratch, made and regrown per run) and encoded RECEIPTs without a
 // frame.Frame each. The client here writes prepared bytes and reads into
 // one buffer.

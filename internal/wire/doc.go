@@ -12,10 +12,9 @@
 //     read (a handler, a full buffer) is not counted as silence.
 //   - [WS]: a WebSocket as a STOMP byte stream: incoming messages read as
 //     one stream, outgoing frames one per message, text when valid UTF-8.
-//   - A TCP or Unix socket on Linux is read (by Liveness) and written (by
-//     Writer) with raw system calls inside its syscall.RawConn, which the
-//     runtime need not be told of (socket): no wake-up of the runtime's
-//     monitor thread per read.
+//   - A TCP or Unix socket on Linux is read (by Liveness) with raw system
+//     calls inside its syscall.RawConn, which the runtime need not be told
+//     of (socket): no wake-up of the runtime's monitor thread per read.
 //
 // Nothing here starts a goroutine.
 package wire

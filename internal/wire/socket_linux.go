@@ -8,20 +8,20 @@ import (
 	"syscall"
 )
 
-// socket reads and writes a TCP or Unix socket as its net.Conn's Read and
-// Write do, waiting for readiness in the runtime's netpoller (the Read and
-// Write of its syscall.RawConn), but makes each read(2) and write(2) a raw
-// system call (sysRead, sysWrite) where the net.Conn makes an ordinary
-// one. A Go socket is non-blocking (EAGAIN sends the goroutine to the
-// netpoller), so the scheduler need not be told of these calls, and an
-// ordinary system call tells it: entering one wakes the runtime's monitor
-// thread (sysmon) when every P was idle, and a call that sysmon finds
-// still running has its P handed to another thread. A consumer that reads
-// one frame per wake-up, from a broker that writes each MESSAGE on its own
-// (RabbitMQ), paid about one more thread wake-up and sleep per message for
-// sysmon, a third of its context switches and of the client's CPU
-// (BENCHMARKS.md, profile item 14). Errors, short writes and end of stream
-// are those of the net.Conn.
+// socket reads a TCP or Unix socket as its net.Conn's Read does, waiting
+// for readability in the runtime's netpoller (its syscall.RawConn's
+// Read), but makes each read(2) a raw system call (sysRead) where the
+// net.Conn makes an ordinary one. A Go socket is non-blocking (EAGAIN
+// sends the goroutine to the netpoller), so the scheduler need not be told
+// of the call, and an ordinary system call tells it: entering one wakes
+// the runtime's monitor thread (sysmon) when every P was idle. A consumer
+// that reads one frame per wake-up, from a broker that writes each MESSAGE
+// on its own (RabbitMQ), paid about one more thread wake-up and sleep per
+// message for sysmon, a third of its context switches and of the client's
+// CPU (BENCHMARKS.md, profile item 14). Errors and end of stream are those
+// of the net.Conn. (Writes stay the net.Conn's: with raw writes too, an
+// interop test against RabbitMQ failed 2 runs in 45, which is not
+// understood yet; see BENCHMARKS.md.)
 type socket struct {
 	conn net.Conn
 	rc   syscall.RawConn
@@ -29,7 +29,7 @@ type socket struct {
 
 // rawSocket returns the socket of a *net.TCPConn or *net.UnixConn, and
 // false for anything else (TLS, WebSocket, pipes, wrappers): those are
-// read and written through their own methods.
+// read through their own Read.
 func rawSocket(x any) (socket, bool) {
 	var sc syscall.Conn
 	switch c := x.(type) {
@@ -47,8 +47,8 @@ func rawSocket(x any) (socket, bool) {
 	return socket{conn: x.(net.Conn), rc: rc}, true
 }
 
-// opError wraps err as the net.Conn's Read and Write wrap theirs (RawConn
-// wraps its own errors, as a "raw-read" or "raw-write").
+// opError wraps err as the net.Conn's Read wraps its errors (RawConn wraps
+// its own, as a "raw-read").
 func (s socket) opError(op string, err error) error {
 	var raw *net.OpError
 	if errors.As(err, &raw) {
@@ -77,28 +77,6 @@ func newSocketReader(r io.Reader) io.Reader {
 	sr := &socketReader{socket: s}
 	sr.fn = sr.read
 	return sr
-}
-
-// socketWriter writes a socket.
-type socketWriter struct {
-	socket
-	fn func(fd uintptr) bool // rc.Write's function, write, made once
-	// The current Write's data and outcome, as socketReader's.
-	p     []byte
-	n     int
-	errno syscall.Errno
-	zero  bool // write(2) wrote nothing and said no error
-}
-
-// newSocketWriter returns a socketWriter for w's socket, or nil.
-func newSocketWriter(w io.Writer) io.Writer {
-	s, ok := rawSocket(w)
-	if !ok {
-		return nil
-	}
-	sw := &socketWriter{socket: s}
-	sw.fn = sw.write
-	return sw
 }
 
 // read is rc.Read's function: false sends Read to the netpoller to wait
@@ -138,46 +116,4 @@ func (r *socketReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return r.n, nil
-}
-
-// write is rc.Write's function: it writes what is left of p, and false
-// sends Write to the netpoller to wait for room.
-func (w *socketWriter) write(fd uintptr) bool {
-	for w.n < len(w.p) {
-		n, errno := sysWrite(fd, w.p[w.n:])
-		if n > 0 {
-			w.n += n
-		}
-		switch errno {
-		case 0:
-			if n == 0 {
-				w.zero = true
-				return true
-			}
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			w.errno = errno
-			return true
-		}
-	}
-	return true
-}
-
-// Write writes all of p, or returns why not.
-func (w *socketWriter) Write(p []byte) (int, error) {
-	w.p, w.n, w.errno, w.zero = p, 0, 0, false
-	err := w.rc.Write(w.fn)
-	n := w.n
-	w.p = nil
-	switch {
-	case err != nil: // closed, or past the write deadline
-		return n, w.opError("write", err)
-	case w.zero: // as the net.Conn says it
-		return n, w.opError("write", io.ErrUnexpectedEOF)
-	case w.errno != 0:
-		return n, w.opError("write", os.NewSyscallError("write", w.errno))
-	}
-	return n, nil
 }

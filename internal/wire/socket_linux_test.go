@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -170,76 +169,5 @@ func TestSocketReaderWhich(t *testing.T) {
 		if newSocketReader(x) != nil {
 			t.Fatalf("a socketReader for %T", x)
 		}
-	}
-}
-
-// TestSocketWriterWritesAsConn: a socketWriter writes all of a write far
-// larger than the socket's buffers (waiting in the netpoller for room, as
-// the net.Conn's Write does), and fails as the net.Conn's Write would:
-// past the write deadline with what it wrote so far (a timeout), and with
-// net.ErrClosed once closed here.
-func TestSocketWriterWritesAsConn(t *testing.T) {
-	c, s := tcpPair(t)
-	w := newSocketWriter(c)
-	if w == nil {
-		t.Fatal("no socketWriter for a *net.TCPConn")
-	}
-	if n, err := w.Write(nil); n != 0 || err != nil {
-		t.Fatalf("empty write: %d, %v", n, err)
-	}
-	data := make([]byte, 8<<20)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
-	got := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(io.LimitReader(s, int64(len(data))))
-		got <- b
-	}()
-	if n, err := w.Write(data); n != len(data) || err != nil {
-		t.Fatalf("write: %d, %v", n, err)
-	}
-	if b := <-got; !bytes.Equal(b, data) {
-		t.Fatalf("the peer read %d bytes, not what was written", len(b))
-	}
-
-	// Nobody reads now: the write fills the buffers and waits, until the
-	// deadline.
-	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-	n, err := w.Write(data)
-	checkOpError(t, c, "write", err, os.ErrDeadlineExceeded)
-	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
-		t.Fatalf("deadline error %v is not a timeout", err)
-	}
-	if n <= 0 || n >= len(data) {
-		t.Fatalf("wrote %d of %d before the deadline", n, len(data))
-	}
-	c.SetWriteDeadline(time.Time{})
-
-	c.Close()
-	_, err = w.Write([]byte("x"))
-	checkOpError(t, c, "write", err, net.ErrClosed)
-}
-
-// TestSocketWriterReset: writing to a connection the peer reset fails
-// with the broken pipe's (or the reset's) error, wrapped as a system
-// call's, as the net.Conn's Write says it.
-func TestSocketWriterReset(t *testing.T) {
-	c, s := tcpPair(t)
-	w := newSocketWriter(c)
-	s.SetLinger(0)
-	s.Close() // RST
-	// A read ends when the RST has come: the write after it fails.
-	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
-		t.Fatalf("read after reset: %v", err)
-	}
-	_, err := w.Write([]byte("x"))
-	if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
-		t.Fatalf("write after reset: %v, want ECONNRESET or EPIPE", err)
-	}
-	checkOpError(t, c, "write", err, err.(*net.OpError).Err)
-	var se *os.SyscallError
-	if !errors.As(err, &se) || se.Syscall != "write" {
-		t.Fatalf("reset error %v: want an *os.SyscallError of write", err)
 	}
 }

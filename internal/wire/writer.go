@@ -61,18 +61,14 @@ func (w *Writer) Writes() uint64 { return w.writes.Load() }
 
 // NewWriter returns a Writer to dst. timeout, if not nil, is asked before
 // every write to the transport for the deadline to set (0: none); it is
-// used only when dst has write deadlines. A TCP or Unix socket is written
-// with raw system calls (socket). The Writer starts in version 1.0 with no
-// heart-beats.
+// used only when dst has write deadlines. The Writer starts in version
+// 1.0 with no heart-beats.
 func NewWriter(dst io.Writer, timeout func() time.Duration) *Writer {
 	w := &Writer{dst: dst, timeout: timeout, pacer: heartbeat.NewPacer(0, 0)}
 	w.mw, _ = dst.(MessageWriter)
 	w.dl, _ = dst.(WriteDeadliner)
 	if w.dl == nil {
 		w.timeout = nil
-	}
-	if sw := newSocketWriter(dst); sw != nil {
-		w.dst = sw // raw system calls; the deadlines are still dst's
 	}
 	w.fw = frame.NewWriter(deadlineWriter{w})
 	return w
