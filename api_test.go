@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stompout/stomp/internal/stomptest"
 )
@@ -292,3 +293,57 @@ func TestNewTestMessage(t *testing.T) {
 }
 
 func runtimeGosched() { runtime.Gosched() }
+
+// RabbitMQ answers an ACK that was in flight when it took an UNSUBSCRIBE
+// with ERROR "Subscription not found" and keeps the connection. That
+// answer may be read before the client has finished writing the
+// UNSUBSCRIBE (the subscription is retired once the frame is flushed): it
+// ends nothing then either. Seen against RabbitMQ once reads got faster
+// (TestInteropPoolGracefulStop, about 1 run in 30).
+func TestSubscriptionNotFoundWhileUnsubscribing(t *testing.T) {
+	noLeaks(t)
+	c, p, g := connectGated(t)
+	ctx := ctxT(t)
+	sub, err := c.Subscribe(ctx, "/queue/a") // sub-1
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Expect("SUBSCRIBE")
+	other, err := c.Subscribe(ctx, "/queue/b") // sub-2
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Expect("SUBSCRIBE")
+	g.hold()
+	done := make(chan error, 1)
+	go func() { done <- sub.Unsubscribe(ctx) }()
+	<-g.entered // the UNSUBSCRIBE's write is held
+	// The frames go out over the pipe, which blocks while nobody reads:
+	// raw, from a goroutine, so that a client that stopped reading fails
+	// the test instead of hanging it.
+	frames := stomptest.Wire("ERROR", "Subscription to sub-1 not found", "message", "Subscription not found") +
+		stomptest.Wire("MESSAGE", "after", "destination", "/queue/b", "message-id", "m1", "subscription", "sub-2")
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		p.Conn.Write([]byte(frames))
+	}()
+	defer func() { p.Conn.Close(); <-sent }()
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var got string
+	select {
+	case m := <-other.C(): // read after the ERROR: the ERROR was handled
+		got = string(m.Body)
+	case <-wait.Done():
+	}
+	n := c.IgnoredErrors()
+	g.release()
+	if got != "after" || n != 1 {
+		t.Fatalf("after the ERROR: message %q, %d ERRORs ignored, connection error %v; want \"after\", 1, none", got, n, c.Err())
+	}
+	p.Expect("UNSUBSCRIBE")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

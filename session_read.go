@@ -140,15 +140,26 @@ func (s *session) receipt(id string) {
 // answers deliveries that were in flight when it received an UNSUBSCRIBE
 // with "Subscription not found" (naming the subscription in the body) and
 // keeps the connection open. Only an ERROR about a subscription this
-// client has ended, and no other, is let pass.
+// client has ended or is ending (its UNSUBSCRIBE on its way), and no
+// other, is let pass.
 func (c *Conn) ignorableError(se *ServerError) bool {
 	if !strings.Contains(strings.ToLower(se.Message), "subscription not found") {
 		return false
 	}
+	names := func(id string) bool {
+		return strings.Contains(string(se.Body), id) || strings.Contains(se.Message, id)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id := range c.retired.byID {
-		if strings.Contains(string(se.Body), id) || strings.Contains(se.Message, id) {
+		if names(id) {
+			return true
+		}
+	}
+	// A subscription whose UNSUBSCRIBE is on its way: it is retired only
+	// once the frame is flushed, and the server's answer may be read first.
+	for id, sub := range *c.subs.Load() {
+		if sub.unsubscribing.Load() && names(id) {
 			return true
 		}
 	}

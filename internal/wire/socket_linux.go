@@ -19,9 +19,9 @@ import (
 // on its own (RabbitMQ), paid about one more thread wake-up and sleep per
 // message for sysmon, a third of its context switches and of the client's
 // CPU (BENCHMARKS.md, profile item 14). Errors and end of stream are those
-// of the net.Conn. (Writes stay the net.Conn's: with raw writes too, an
-// interop test against RabbitMQ failed 2 runs in 45, which is not
-// understood yet; see BENCHMARKS.md.)
+// of the net.Conn. (Writes stay the net.Conn's: raw writes were measured,
+// then withdrawn with an interop failure since traced to the client's
+// handling of an early ERROR; see BENCHMARKS.md.)
 type socket struct {
 	conn net.Conn
 	rc   syscall.RawConn
