@@ -14,7 +14,7 @@
 //     one stream, outgoing frames one per message, text when valid UTF-8.
 //   - A TCP or Unix socket on Linux is read (by Liveness) with raw system
 //     calls inside its syscall.RawConn, which the runtime need not be told
-//     of (socket): no wake-up of the runtime's monitor thread per read.
+//     of (socketReader): no wake-up of the runtime's monitor thread per read.
 //
 // Nothing here starts a goroutine.
 package wire

@@ -8,7 +8,7 @@ import (
 	"syscall"
 )
 
-// socket reads a TCP or Unix socket as its net.Conn's Read does, waiting
+// socketReader reads a TCP or Unix socket as its net.Conn's Read does, waiting
 // for readability in the runtime's netpoller (its syscall.RawConn's
 // Read), but makes each read(2) a raw system call (sysRead) where the
 // net.Conn makes an ordinary one. A Go socket is non-blocking (EAGAIN
@@ -22,45 +22,10 @@ import (
 // of the net.Conn. (Writes stay the net.Conn's: raw writes were measured,
 // then withdrawn with an interop failure since traced to the client's
 // handling of an early ERROR; see BENCHMARKS.md.)
-type socket struct {
+type socketReader struct {
 	conn net.Conn
 	rc   syscall.RawConn
-}
-
-// rawSocket returns the socket of a *net.TCPConn or *net.UnixConn, and
-// false for anything else (TLS, WebSocket, pipes, wrappers): those are
-// read through their own Read.
-func rawSocket(x any) (socket, bool) {
-	var sc syscall.Conn
-	switch c := x.(type) {
-	case *net.TCPConn:
-		sc = c
-	case *net.UnixConn:
-		sc = c
-	default:
-		return socket{}, false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return socket{}, false
-	}
-	return socket{conn: x.(net.Conn), rc: rc}, true
-}
-
-// opError wraps err as the net.Conn's Read wraps its errors (RawConn wraps
-// its own, as a "raw-read").
-func (s socket) opError(op string, err error) error {
-	var raw *net.OpError
-	if errors.As(err, &raw) {
-		err = raw.Err
-	}
-	return &net.OpError{Op: op, Net: s.conn.LocalAddr().Network(), Source: s.conn.LocalAddr(), Addr: s.conn.RemoteAddr(), Err: err}
-}
-
-// socketReader reads a socket.
-type socketReader struct {
-	socket
-	fn func(fd uintptr) bool // rc.Read's function, read, made once
+	fn   func(fd uintptr) bool // rc.Read's function, read, made once
 	// The current Read's buffer and outcome, set and read by Read around
 	// rc.Read, which calls fn on the same goroutine.
 	p     []byte
@@ -68,15 +33,36 @@ type socketReader struct {
 	errno syscall.Errno
 }
 
-// newSocketReader returns a socketReader for r's socket, or nil.
+// newSocketReader returns a socketReader for a *net.TCPConn or
+// *net.UnixConn, and nil for anything else (TLS, WebSocket, pipes,
+// wrappers): those are read through their own Read.
 func newSocketReader(r io.Reader) io.Reader {
-	s, ok := rawSocket(r)
-	if !ok {
+	var sc syscall.Conn
+	switch c := r.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
 		return nil
 	}
-	sr := &socketReader{socket: s}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	sr := &socketReader{conn: r.(net.Conn), rc: rc}
 	sr.fn = sr.read
 	return sr
+}
+
+// opError wraps err as the net.Conn's Read wraps its errors (RawConn wraps
+// its own, as a "raw-read").
+func (r *socketReader) opError(err error) error {
+	var raw *net.OpError
+	if errors.As(err, &raw) {
+		err = raw.Err
+	}
+	return &net.OpError{Op: "read", Net: r.conn.LocalAddr().Network(), Source: r.conn.LocalAddr(), Addr: r.conn.RemoteAddr(), Err: err}
 }
 
 // read is rc.Read's function: false sends Read to the netpoller to wait
@@ -109,9 +95,9 @@ func (r *socketReader) Read(p []byte) (int, error) {
 	r.p = nil
 	switch {
 	case err != nil: // closed, or past the read deadline
-		return 0, r.opError("read", err)
+		return 0, r.opError(err)
 	case r.errno != 0:
-		return 0, r.opError("read", os.NewSyscallError("read", r.errno))
+		return 0, r.opError(os.NewSyscallError("read", r.errno))
 	case r.n == 0:
 		return 0, io.EOF
 	}
