@@ -25,16 +25,40 @@ import (
 type e2eLib struct {
 	name string
 	dial func(ctx context.Context, srv *e2eServer) (e2eClient, error)
+	// producer, if set, dials the producer connection instead of dial
+	// (one library's consumer with the other's producer); such a row does
+	// only the throughput work (mixedWork).
+	producer func(ctx context.Context, srv *e2eServer) (e2eClient, error)
+}
+
+// dialProducer dials the producer connection.
+func (l e2eLib) dialProducer(ctx context.Context, srv *e2eServer) (e2eClient, error) {
+	if l.producer != nil {
+		return l.producer(ctx, srv)
+	}
+	return l.dial(ctx, srv)
+}
+
+// does reports whether the library's row does work w: a mixed row does
+// only what tells which half of a client costs a server what, the
+// throughput work with auto acks.
+func (l e2eLib) does(w e2eWork) bool {
+	return l.producer == nil || (w.ack == "auto" && w.send == "plain" && w.rate == 0)
 }
 
 var e2eLibs = []e2eLib{
-	{"stompout", func(ctx context.Context, srv *e2eServer) (e2eClient, error) { return dialStompout(ctx, srv) }},
-	{"gostomp", dialGoStompE2E},
+	{"stompout", func(ctx context.Context, srv *e2eServer) (e2eClient, error) { return dialStompout(ctx, srv) }, nil},
+	{"gostomp", dialGoStompE2E, nil},
 	// The opt-in trade of latency for CPU, for servers that write one
 	// frame per write (RabbitMQ, ActiveMQ, go-stomp's).
 	{"stompout-coalesce", func(ctx context.Context, srv *e2eServer) (e2eClient, error) {
 		return dialStompout(ctx, srv, stomp.WithReadCoalesce(time.Millisecond))
-	}},
+	}, nil},
+	// The two libraries mixed, stompout's consumer with go-stomp's
+	// producer and the other way round: which half of a client makes a
+	// server slower or faster (BENCHMARKS.md, profile item 15).
+	{"stompout-consumer", func(ctx context.Context, srv *e2eServer) (e2eClient, error) { return dialStompout(ctx, srv) }, dialGoStompE2E},
+	{"stompout-producer", dialGoStompE2E, func(ctx context.Context, srv *e2eServer) (e2eClient, error) { return dialStompout(ctx, srv) }},
 }
 
 // e2eClient is one client connection.
