@@ -347,3 +347,69 @@ func TestSubscriptionNotFoundWhileUnsubscribing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An ERROR "Subscription not found" that names another subscription, one
+// whose id merely starts with the unsubscribing one's ("sub-12" against
+// "sub-1"), is not the answer to that UNSUBSCRIBE: it ends the connection
+// as any ERROR does. Before, a substring match let it pass.
+func TestSubscriptionNotFoundNamesAnother(t *testing.T) {
+	noLeaks(t)
+	c, p, g := connectGated(t)
+	ctx := ctxT(t)
+	sub, err := c.Subscribe(ctx, "/queue/a", WithID("sub-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Expect("SUBSCRIBE")
+	if _, err := c.Subscribe(ctx, "/queue/b", WithID("sub-12")); err != nil {
+		t.Fatal(err)
+	}
+	p.Expect("SUBSCRIBE")
+	g.hold()
+	done := make(chan error, 1)
+	go func() { done <- sub.Unsubscribe(ctx) }()
+	<-g.entered // sub-1's UNSUBSCRIBE is on its way
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		p.Conn.Write([]byte(stomptest.Wire("ERROR", "Subscription to sub-12 not found", "message", "Subscription not found")))
+	}()
+	defer func() { p.Conn.Close(); <-sent }()
+	<-sent // read by the client (a pipe's write returns then)
+	// The session ends only once its writer is let go; whether the
+	// ERROR is checked against sub-1 unsubscribing or already retired,
+	// it must not pass.
+	g.release()
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	select {
+	case <-c.Done():
+	case <-wait.Done():
+		t.Fatalf("the ERROR about sub-12 was ignored (%d ignored)", c.IgnoredErrors())
+	}
+	var se *ServerError
+	if !errors.As(c.Err(), &se) || c.IgnoredErrors() != 0 {
+		t.Fatalf("Err %v, %d ERRORs ignored; want the ServerError, none ignored", c.Err(), c.IgnoredErrors())
+	}
+	<-done // the Unsubscribe ends with the connection, whatever it says
+}
+
+func TestMentions(t *testing.T) {
+	for _, tt := range []struct {
+		text, id string
+		want     bool
+	}{
+		{"Subscription to sub-1 not found", "sub-1", true},
+		{"Subscription to sub-12 not found", "sub-1", false},
+		{"sub-12 and sub-1", "sub-1", true},
+		{"sub-1", "sub-1", true},
+		{"xsub-1", "sub-1", false},
+		{"'sub-1'", "sub-1", true},
+		{"sub-1.2", "sub-1", false},
+		{"anything", "", false},
+	} {
+		if got := mentions(tt.text, tt.id); got != tt.want {
+			t.Errorf("mentions(%q, %q) = %v, want %v", tt.text, tt.id, got, tt.want)
+		}
+	}
+}

@@ -147,7 +147,7 @@ func (c *Conn) ignorableError(se *ServerError) bool {
 		return false
 	}
 	names := func(id string) bool {
-		return strings.Contains(string(se.Body), id) || strings.Contains(se.Message, id)
+		return mentions(string(se.Body), id) || mentions(se.Message, id)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -164,6 +164,31 @@ func (c *Conn) ignorableError(se *ServerError) bool {
 		}
 	}
 	return false
+}
+
+// mentions reports whether text names id as a whole word: an id with a
+// letter, digit, '-', '_' or '.' next to it is part of another (sub-1 in
+// "sub-12"), and an ERROR about that other subscription is no answer to
+// this one's UNSUBSCRIBE.
+func mentions(text, id string) bool {
+	if id == "" {
+		return false
+	}
+	word := func(b byte) bool {
+		return b == '-' || b == '_' || b == '.' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
+	}
+	for i := 0; ; {
+		j := strings.Index(text[i:], id)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(id)
+		if (j == 0 || !word(text[j-1])) && (end == len(text) || !word(text[end])) {
+			return true
+		}
+		i = j + 1
+	}
 }
 
 // dispatch hands a MESSAGE to its subscription, or to Unrouted. The

@@ -27,7 +27,7 @@ type e2eLib struct {
 	dial func(ctx context.Context, srv *e2eServer) (e2eClient, error)
 	// producer, if set, dials the producer connection instead of dial
 	// (one library's consumer with the other's producer); such a row does
-	// only the throughput work (mixedWork).
+	// only the throughput work (does).
 	producer func(ctx context.Context, srv *e2eServer) (e2eClient, error)
 }
 
@@ -46,8 +46,13 @@ func (l e2eLib) does(w e2eWork) bool {
 	return l.producer == nil || (w.ack == "auto" && w.send == "plain" && w.rate == 0)
 }
 
+// dialStompoutE2E dials a stompout client with its default options.
+func dialStompoutE2E(ctx context.Context, srv *e2eServer) (e2eClient, error) {
+	return dialStompout(ctx, srv)
+}
+
 var e2eLibs = []e2eLib{
-	{"stompout", func(ctx context.Context, srv *e2eServer) (e2eClient, error) { return dialStompout(ctx, srv) }, nil},
+	{"stompout", dialStompoutE2E, nil},
 	{"gostomp", dialGoStompE2E, nil},
 	// The opt-in trade of latency for CPU, for servers that write one
 	// frame per write (RabbitMQ, ActiveMQ, go-stomp's).
@@ -57,8 +62,8 @@ var e2eLibs = []e2eLib{
 	// The two libraries mixed, stompout's consumer with go-stomp's
 	// producer and the other way round: which half of a client makes a
 	// server slower or faster (BENCHMARKS.md, profile item 15).
-	{"stompout-consumer", func(ctx context.Context, srv *e2eServer) (e2eClient, error) { return dialStompout(ctx, srv) }, dialGoStompE2E},
-	{"stompout-producer", dialGoStompE2E, func(ctx context.Context, srv *e2eServer) (e2eClient, error) { return dialStompout(ctx, srv) }},
+	{"stompout-consumer", dialStompoutE2E, dialGoStompE2E},
+	{"stompout-producer", dialGoStompE2E, dialStompoutE2E},
 }
 
 // e2eClient is one client connection.
