@@ -403,7 +403,8 @@ func TestMentions(t *testing.T) {
 		{"Subscription to sub-12 not found", "sub-1", false},
 		{"sub-12 and sub-1", "sub-1", true},
 		{"sub-1", "sub-1", true},
-		{"xsub-1", "sub-1", false},
+		{"There is no current subscription with tag 'T_sub-1'.", "sub-1", true}, // RabbitMQ's
+		{"There is no current subscription with tag 'T_sub-12'.", "sub-1", false},
 		{"'sub-1'", "sub-1", true},
 		{"sub-1.2", "sub-1", false},
 		{"anything", "", false},

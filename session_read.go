@@ -166,29 +166,32 @@ func (c *Conn) ignorableError(se *ServerError) bool {
 	return false
 }
 
-// mentions reports whether text names id as a whole word: an id with a
-// letter, digit, '-', '_' or '.' next to it is part of another (sub-1 in
-// "sub-12"), and an ERROR about that other subscription is no answer to
-// this one's UNSUBSCRIBE.
+// mentions reports whether text names id: an id followed by a letter,
+// digit, '-', '_' or '.' is the start of another (sub-1 in "sub-12"), and
+// an ERROR about that other subscription is no answer to this one's
+// UNSUBSCRIBE. What comes before it is not checked: RabbitMQ names the
+// subscription by its tag, the id with "T_" before it ("There is no
+// current subscription with tag 'T_sub-1'.").
 func mentions(text, id string) bool {
 	if id == "" {
 		return false
-	}
-	word := func(b byte) bool {
-		return b == '-' || b == '_' || b == '.' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
 	}
 	for i := 0; ; {
 		j := strings.Index(text[i:], id)
 		if j < 0 {
 			return false
 		}
-		j += i
-		end := j + len(id)
-		if (j == 0 || !word(text[j-1])) && (end == len(text) || !word(text[end])) {
+		end := i + j + len(id)
+		if end == len(text) || !idByte(text[end]) {
 			return true
 		}
-		i = j + 1
+		i += j + 1
 	}
+}
+
+// idByte reports whether b may continue a subscription id in mentions.
+func idByte(b byte) bool {
+	return b == '-' || b == '_' || b == '.' || '0' <= b && b <= '9' || 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z'
 }
 
 // dispatch hands a MESSAGE to its subscription, or to Unrouted. The
