@@ -407,6 +407,8 @@ func TestMentions(t *testing.T) {
 		{"There is no current subscription with tag 'T_sub-12'.", "sub-1", false},
 		{"'sub-1'", "sub-1", true},
 		{"sub-1.2", "sub-1", false},
+		{"Subscription not found: sub-1.", "sub-1", true},
+		{"Subscription not found: sub-1. Bye", "sub-1", true},
 		{"anything", "", false},
 	} {
 		if got := mentions(tt.text, tt.id); got != tt.want {

@@ -167,9 +167,10 @@ func (c *Conn) ignorableError(se *ServerError) bool {
 }
 
 // mentions reports whether text names id: an id followed by a letter,
-// digit, '-', '_' or '.' is the start of another (sub-1 in "sub-12"), and
-// an ERROR about that other subscription is no answer to this one's
-// UNSUBSCRIBE. What comes before it is not checked: RabbitMQ names the
+// digit, '-', '_' or a '.' with more of an id after it is the start of
+// another (sub-1 in "sub-12" or "sub-1.2"), and an ERROR about that other
+// subscription is no answer to this one's UNSUBSCRIBE; a full stop ending
+// a sentence ("sub-1.") is not. What comes before it is not checked: RabbitMQ names the
 // subscription by its tag, the id with "T_" before it ("There is no
 // current subscription with tag 'T_sub-1'.").
 func mentions(text, id string) bool {
@@ -182,6 +183,9 @@ func mentions(text, id string) bool {
 			return false
 		}
 		end := i + j + len(id)
+		if end < len(text) && text[end] == '.' && (end+1 == len(text) || !idByte(text[end+1])) {
+			end++ // a sentence's full stop, not a '.' inside an id
+		}
 		if end == len(text) || !idByte(text[end]) {
 			return true
 		}
